@@ -1,0 +1,39 @@
+// Linux system calls and constants that Swift's Glibc module does not
+// expose (variadic or macro-only in the C headers).
+#ifndef PROXENOS_CLINUX_H
+#define PROXENOS_CLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// reboot(2) with one of the LINUX_REBOOT_CMD_* values below.
+int clinux_reboot(int cmd);
+
+extern const int CLINUX_REBOOT_CMD_POWER_OFF;
+extern const int CLINUX_REBOOT_CMD_RESTART;
+extern const int CLINUX_REBOOT_CMD_HALT;
+extern const int CLINUX_REBOOT_CMD_CAD_OFF;
+
+/// finit_module(2): load a kernel module from an open file.
+int clinux_finit_module(int fd, const char *params, int flags);
+
+/// ioctl(2) with a pointer argument (Swift cannot call the variadic one).
+int clinux_ioctl_ptr(int fd, unsigned long request, void *arg);
+
+/// ioctl(2) with an integer argument.
+int clinux_ioctl_int(int fd, unsigned long request, unsigned long arg);
+
+/// fcntl(2) with an integer argument.
+int clinux_fcntl_int(int fd, int cmd, int arg);
+
+/// open(2) with a mode (Swift cannot call the variadic one).
+int clinux_open(const char *path, int flags, mode_t mode);
+
+/// Blocks every signal in the calling thread; returns 0 or an errno value.
+int clinux_block_all_signals(void);
+
+/// Unblocks every signal in the calling thread (for a child after fork).
+int clinux_unblock_all_signals(void);
+
+#endif
