@@ -27,11 +27,20 @@ let package = Package(
             ]
         ),
 
-        // MARK: programs
+        // MARK: daemons and programs
+        .target(
+            name: "Init",
+            dependencies: [
+                "CLinux", "LinuxSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
+        // MARK: front-ends
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem",
+                "LinuxSystem", "Init",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -39,6 +48,7 @@ let package = Package(
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
         // MARK: tests
+        .testTarget(name: "InitTests", dependencies: ["Init"]),
     ],
     swiftLanguageModes: [.v6]
 )

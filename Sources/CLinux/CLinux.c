@@ -1,4 +1,6 @@
+#define _GNU_SOURCE
 #include "CLinux.h"
+#include <spawn.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,3 +48,23 @@ int clinux_unblock_all_signals(void) {
     sigfillset(&all);
     return pthread_sigmask(SIG_UNBLOCK, &all, NULL);
 }
+
+#include <sys/signalfd.h>
+
+int clinux_signalfd(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int clinux_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n == (ssize_t)sizeof info) return (int)info.ssi_signo;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (n >= 0) { errno = EIO; }
+    return -1;
+}
+
+const short CLINUX_POSIX_SPAWN_SETSID = POSIX_SPAWN_SETSID;

@@ -1,4 +1,9 @@
 import ArgumentParser
+import Init
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Chooses the program from argv[0] (symlink name) or the first argument.
 public enum Dispatcher {
@@ -17,7 +22,14 @@ public enum Dispatcher {
 
     /// Runs the selected program and exits with its status.
     public static func run(arguments argv: [String]) -> Never {
+        // As PID 1 we are init whatever the name, and the kernel may hand
+        // init words it did not recognise (a runlevel such as "4"): they must
+        // not reach an argument parser that would reject them and panic the
+        // kernel.
+        if getpid() == 1 {
+            InitProcess(bootSteps: Dom0Boot.steps).run()
+        }
         Proxenos.main(resolve(argv))
-        exitProcess(0)
+        exit(0)
     }
 }

@@ -37,3 +37,17 @@ int clinux_block_all_signals(void);
 int clinux_unblock_all_signals(void);
 
 #endif
+
+#ifndef PROXENOS_CLINUX_SIGNALS
+#define PROXENOS_CLINUX_SIGNALS
+/// A non-blocking, close-on-exec signalfd for the given signals (which the
+/// caller has blocked); returns the fd or -1 with errno set.
+int clinux_signalfd(const int *signals, int count);
+
+/// Reads one pending signal from a signalfd: its number, 0 when none is
+/// pending, or -1 with errno set.
+int clinux_signalfd_read(int fd);
+#endif
+
+/// posix_spawn's POSIX_SPAWN_SETSID (a GNU extension Swift does not see).
+extern const short CLINUX_POSIX_SPAWN_SETSID;

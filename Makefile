@@ -1,0 +1,179 @@
+# Proxenos: build, boot and test the Xen dom0 appliance.
+#
+#   make deps    install missing build and test dependencies (apt-get)
+#   make image   build Xen, dom0 kernel, initramfs; print artifact sizes
+#   make iso     a BIOS GRUB image that boots the appliance
+#   make run     boot the ISO in QEMU with its serial console here
+#   make test    every test: unit, host integration, and the QEMU smoke test
+#   make smoke   the QEMU smoke scenarios (ONLY=name selects one)
+#   make clean   remove build outputs (keeps downloaded packages)
+
+BUILD ?= build
+CACHE ?= cache
+SRC := $(CURDIR)
+
+include mk/debian.mk
+
+# Xen's and dom0's command lines (GRUB entry; bootstub later).
+XEN_CMDLINE ?= console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 \
+	loglvl=warning guest_loglvl=warning
+DOM0_CMDLINE ?= console=hvc0 quiet
+# QEMU: TCG only here; CPU models with SMAP crash a PV dom0 under TCG.
+QEMU ?= qemu-system-x86_64
+QEMU_MEM ?= 2048
+QEMU_FLAGS ?= -machine q35 -cpu Nehalem -smp 2 -m $(QEMU_MEM) -no-reboot \
+	-netdev user,id=net0,restrict=on -device e1000,netdev=net0
+# Every QEMU run ends by this deadline (seconds).
+RUN_TIMEOUT ?= 3600
+
+SWIFT ?= swift
+SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib --scratch-path .build-release
+SMOKE_TIMEOUT ?= 900
+ONLY ?=
+
+DEBS := $(CACHE)/debs
+KROOT := $(BUILD)/kernel
+XENROOT := $(BUILD)/xenroot
+BUSYBOX := $(BUILD)/busybox/bin/busybox
+# The kernel release, read in recipes once the kernel package is unpacked.
+KVER = $$(ls $(KROOT)/lib/modules)
+
+ISO := $(BUILD)/proxenos.iso
+IMAGE_FILES := $(BUILD)/xen.gz $(BUILD)/vmlinux $(BUILD)/initrd
+
+.PHONY: all deps image iso run test unit smoke clean distclean FORCE
+.DELETE_ON_ERROR:
+
+all: image
+
+# ---------------------------------------------------------------- deps
+
+deps:
+	@missing=""; for p in $(DEBIAN_BUILD_DEPS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		sudo= ; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+		echo "deps: all installed"; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "deps: no swift toolchain on PATH" >&2; exit 1; }
+
+# ---------------------------------------------------------------- Debian artifacts
+
+$(DEBS)/.fetched: mk/debian.mk image/fetch-debs
+	image/fetch-debs $(DEBS) $(DEBIAN_PACKAGES)
+	touch $@
+
+$(KROOT)/.unpacked: $(DEBS)/.fetched
+	rm -rf $(KROOT) && mkdir -p $(KROOT)
+	dpkg-deb -x $(firstword $(wildcard $(DEBS)/linux-image-[0-9]*-amd64_*.deb)) $(KROOT)
+	depmod -b $(KROOT) $$(ls $(KROOT)/lib/modules)
+	touch $@
+
+$(XENROOT)/.unpacked: $(DEBS)/.fetched
+	rm -rf $(XENROOT) && mkdir -p $(XENROOT)
+	for deb in $(DEBS)/xen-hypervisor-4.17-amd64_*.deb $(DEBS)/xen-utils-4.17_*.deb; do \
+		dpkg-deb -x $$deb $(XENROOT); done
+	touch $@
+
+$(BUSYBOX): $(DEBS)/.fetched
+	rm -rf $(BUILD)/busybox && mkdir -p $(BUILD)/busybox
+	dpkg-deb -x $(DEBS)/busybox-static_*.deb $(BUILD)/busybox
+	touch $@
+
+# ---------------------------------------------------------------- our binary
+
+SWIFT_SOURCES := Package.swift $(shell find Sources -type f 2>/dev/null)
+
+$(BUILD)/proxenos: $(SWIFT_SOURCES)
+	@mkdir -p $(BUILD)
+	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product proxenos
+	strip -o $@ .build-release/release/proxenos
+
+# ---------------------------------------------------------------- image
+
+$(BUILD)/xen.gz: $(XENROOT)/.unpacked
+	cp $(XENROOT)/boot/xen-4.17-amd64.gz $@
+
+# Xen gets the raw ELF kernel: TCG is slow at the bzImage's xz.
+$(BUILD)/vmlinux: $(KROOT)/.unpacked image/extract-vmlinux.py
+	image/extract-vmlinux.py $(KROOT)/boot/vmlinuz-$(KVER) $@
+
+$(BUILD)/vmlinux.gz: $(BUILD)/vmlinux
+	gzip -9 -n -c $< > $@
+
+MKINITRAMFS = image/mkinitramfs.py -D SRC=$(SRC) -D BUILD=$(BUILD) -D KROOT=$(KROOT) \
+	-D KVER=$(KVER) -D BUSYBOX=$(BUSYBOX) -D XENROOT=$(XENROOT) -D PROXENOS=$(BUILD)/proxenos
+
+INITRAMFS_INPUTS := image/mkinitramfs.py $(shell find initramfs -type f) \
+	$(KROOT)/.unpacked $(BUSYBOX)
+
+# zstd: smaller than gzip and several times faster to unpack under TCG.
+$(BUILD)/dom0.cpio.zst: $(INITRAMFS_INPUTS) $(XENROOT)/.unpacked $(BUILD)/proxenos
+	$(MKINITRAMFS) initramfs/dom0.list $(BUILD)/dom0.cpio
+	zstd -q -f -19 --rm $(BUILD)/dom0.cpio -o $@
+
+$(BUILD)/demo-guest.cpio.gz: $(INITRAMFS_INPUTS)
+	$(MKINITRAMFS) initramfs/demo/guest.list $@
+
+# Not compressed again: its files are compressed already.
+$(BUILD)/demo.cpio: $(BUILD)/vmlinux.gz $(BUILD)/demo-guest.cpio.gz initramfs/demo/bundle.list
+	$(MKINITRAMFS) initramfs/demo/bundle.list $@
+
+# The kernel unpacks concatenated cpio archives (each compressed or not) one
+# after another.
+$(BUILD)/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio
+	cat $^ > $@
+
+image: $(IMAGE_FILES)
+	@for f in xen.gz vmlinux dom0.cpio.zst demo.cpio initrd proxenos; do \
+		echo "size $$f $$(stat -c %s $(BUILD)/$$f)"; done
+
+# ---------------------------------------------------------------- ISO
+
+# Regenerated on every run, replaced only when the command lines changed.
+$(BUILD)/iso/boot/grub/grub.cfg: image/grub.cfg.in FORCE
+	@mkdir -p $(dir $@)
+	@sed -e 's|@XEN_CMDLINE@|$(strip $(XEN_CMDLINE))|' \
+	    -e 's|@DOM0_CMDLINE@|$(strip $(DOM0_CMDLINE))|' $< > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; echo "grub.cfg updated"; fi
+
+FORCE:
+
+$(ISO): $(IMAGE_FILES) $(BUILD)/iso/boot/grub/grub.cfg
+	cp $(IMAGE_FILES) $(BUILD)/iso/boot/
+	grub-mkrescue -o $@ $(BUILD)/iso > $(BUILD)/grub-mkrescue.log 2>&1 \
+		|| { cat $(BUILD)/grub-mkrescue.log; exit 1; }
+	@echo "size proxenos.iso $$(stat -c %s $@)"
+
+iso: $(ISO)
+
+# ---------------------------------------------------------------- run and test
+
+run: deps
+	$(MAKE) iso
+	@echo "run: serial console follows; 'poweroff' ends it, Ctrl-A X quits QEMU at once"
+	timeout --foreground $(RUN_TIMEOUT) $(QEMU) $(QEMU_FLAGS) -nographic -cdrom $(ISO)
+
+unit:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+smoke: $(ISO)
+	python3 Tests/smoke/smoke.py --iso $(ISO) --build $(BUILD) --timeout $(SMOKE_TIMEOUT) \
+		--qemu "$(QEMU) $(QEMU_FLAGS)" $(if $(ONLY),--only $(ONLY))
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) smoke
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(CACHE) .build .build-release

@@ -1,0 +1,397 @@
+import CLinux
+import LinuxSystem
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// PID 1 of the Proxenos dom0: boots the system, supervises the services,
+/// reaps orphans and powers off. It never traps and never returns: a failing
+/// step is reported on the console and boot goes on where it can.
+public final class InitProcess {
+    /// What the busybox halt/poweroff/reboot applets (and the kernel on
+    /// Ctrl-Alt-Del) ask PID 1 for, by signal.
+    enum PowerAction: String {
+        case powerOff = "power off"
+        case reboot = "reboot"
+        case halt = "halt"
+
+        init?(signal: Int32) {
+            switch signal {
+            case SIGUSR2: self = .powerOff
+            case SIGTERM, SIGINT: self = .reboot
+            case SIGUSR1: self = .halt
+            default: return nil
+            }
+        }
+
+        var rebootCommand: Int32 {
+            switch self {
+            case .powerOff: return CLINUX_REBOOT_CMD_POWER_OFF
+            case .reboot: return CLINUX_REBOOT_CMD_RESTART
+            case .halt: return CLINUX_REBOOT_CMD_HALT
+            }
+        }
+    }
+
+    private let epoch = ContinuousClock.now
+    private var configuration = InitConfiguration()
+    private var supervisor = Supervisor(services: [])
+    private var signalDescriptor: Int32 = -1
+    private var bootSteps: [BootStep]
+    private var bootComplete = false
+    private var consoleDevice = "/dev/console"
+
+    /// A step run once, as soon as the service it waits for is ready
+    /// (for example the dom0 xenstore entries once xenstored listens).
+    public struct BootStep: Sendable {
+        public var name: String
+        public var after: String
+        public var run: @Sendable () throws -> Void
+
+        public init(name: String, after: String, run: @escaping @Sendable () throws -> Void) {
+            self.name = name
+            self.after = after
+            self.run = run
+        }
+    }
+
+    public init(bootSteps: [BootStep]) {
+        self.bootSteps = bootSteps
+    }
+
+    private var now: Duration { ContinuousClock.now - epoch }
+
+    /// Runs PID 1.
+    public func run() -> Never {
+        // Signals are handled through a signalfd, so block them first: a
+        // SIGCHLD or a poweroff request during boot waits, it is not lost.
+        _ = clinux_block_all_signals()
+        bootstrap()
+        startSupervision()
+        loop()
+    }
+
+    // MARK: boot
+
+    private func bootstrap() {
+        for spec in SystemLayout.earlyMounts {
+            report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
+        }
+        let commandLine = KernelCommandLine(Files.readIfPresent("/proc/cmdline") ?? "")
+        configuration = InitConfiguration(commandLine: commandLine)
+        configuration.warnings.forEach { Console.say($0) }
+        consoleDevice = "/dev/" + (configuration.console ?? Self.activeConsole() ?? "console")
+
+        loadModules()
+        for spec in SystemLayout.xenMounts {
+            report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
+        }
+        for directory in SystemLayout.directories {
+            report("create \(directory)") { () throws(Errno) in
+                try Files.makeDirectories(directory)
+            }
+        }
+        for link in SystemLayout.symlinks {
+            report("link \(link.path)") { () throws(Errno) in
+                try Files.symlinkIfMissing(target: link.target, at: link.path)
+            }
+        }
+        setHostname()
+    }
+
+    /// The tty behind /dev/console: the last entry of the kernel's list.
+    static func activeConsole() -> String? {
+        guard let text = Files.readIfPresent("/sys/class/tty/console/active") else { return nil }
+        return text.split(whereSeparator: { $0 == " " || $0 == "\n" }).last.map(String.init)
+    }
+
+    private func loadModules() {
+        let release = Self.kernelRelease()
+        let base = "/lib/modules/\(release)"
+        guard let dep = Files.readIfPresent("\(base)/modules.dep") else {
+            Console.say("no \(base)/modules.dep; loading no kernel modules")
+            return
+        }
+        let index = ModuleIndex(
+            dep: dep, alias: Files.readIfPresent("\(base)/modules.alias") ?? "",
+            builtin: Files.readIfPresent("\(base)/modules.builtin") ?? "")
+        let listed = (Files.readIfPresent(SystemLayout.moduleListPath) ?? "")
+            .split(separator: "\n")
+            .map { $0.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+            .map { String($0).trimmingSpaces() }
+            .filter { !$0.isEmpty }
+        let hardware = Self.presentModaliases().flatMap { index.modules(forModalias: $0) }
+        let (paths, unknown) = index.loadOrder(
+            for: listed + configuration.extraModules + hardware)
+        for name in unknown { Console.say("kernel module \(name) is not in the image") }
+        for path in paths {
+            report("load \(ModuleIndex.name(ofPath: path))") { () throws(Errno) in
+                try Self.loadModule("\(base)/\(path)")
+            }
+        }
+    }
+
+    static func loadModule(_ path: String) throws(Errno) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        defer { close(fd) }
+        let result = retryingSyscall { clinux_finit_module(fd, "", 0) }
+        // EEXIST: built in or already loaded, which is what we wanted.
+        if case .failure(let error) = result, error != .fileExists { throw error }
+    }
+
+    /// The modalias of every device on the buses whose drivers we ship.
+    static func presentModaliases() -> [String] {
+        var aliases: [String] = []
+        for bus in ["pci", "virtio", "xen"] {
+            let directory = "/sys/bus/\(bus)/devices"
+            for device in (try? Files.list(directory)) ?? [] {
+                if let alias = Files.readIfPresent("\(directory)/\(device)/modalias") {
+                    let trimmed = alias.trimmingSpaces()
+                    if !trimmed.isEmpty { aliases.append(trimmed) }
+                }
+            }
+        }
+        return aliases
+    }
+
+    static func kernelRelease() -> String {
+        var names = utsname()
+        uname(&names)
+        return withUnsafeBytes(of: names.release) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    private func setHostname() {
+        let name =
+            configuration.hostname
+            ?? Files.readIfPresent("/etc/hostname")?.trimmingSpaces() ?? "proxenos"
+        guard !name.isEmpty else { return }
+        report("set host name \(name)") { () throws(Errno) in
+            let result = name.withCString { pointer in
+                retryingSyscall { sethostname(pointer, name.utf8.count) }
+            }
+            if case .failure(let error) = result { throw error }
+        }
+    }
+
+    // MARK: supervision
+
+    private func startSupervision() {
+        let (services, unknown) = ServiceTable.enabled(
+            ServiceTable.dom0, disabling: configuration.disabledServices)
+        for name in unknown.sorted() { Console.say("proxenos.disable: no service \(name)") }
+        for problem in ServiceTable.validate(services) { Console.say(problem) }
+        supervisor = Supervisor(services: services)
+
+        let watched: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP]
+        signalDescriptor = watched.withUnsafeBufferPointer {
+            clinux_signalfd($0.baseAddress, Int32($0.count))
+        }
+        if signalDescriptor < 0 {
+            Console.say("signalfd failed (\(Errno(rawValue: errno))); polling for children")
+        }
+        // Ctrl-Alt-Del becomes SIGINT (reboot) instead of an instant reset.
+        _ = clinux_reboot(CLINUX_REBOOT_CMD_CAD_OFF)
+    }
+
+    private func loop() -> Never {
+        while true {
+            startDueServices()
+            runReadyBootSteps()
+            checkBootComplete()
+            waitForEvents()
+        }
+    }
+
+    private func isReady(_ spec: ServiceSpec) -> Bool {
+        spec.readyPath.map(Files.exists) ?? true
+    }
+
+    private func startDueServices() {
+        let (names, notices) = supervisor.dueStarts(now: now, isReady: isReady)
+        notices.forEach { Console.say($0) }
+        for name in names {
+            guard let spec = supervisor.service(named: name)?.spec else { continue }
+            spawn(spec)
+        }
+    }
+
+    private func spawn(_ spec: ServiceSpec) {
+        let streams: StandardStreams
+        switch spec.streams {
+        case .terminal:
+            streams = .terminal(consoleDevice)
+        default:
+            streams = spec.streams
+        }
+        let process = ProcessSpec(
+            path: spec.executable, arguments: spec.argv, environment: SystemLayout.environment,
+            streams: streams)
+        switch ProcessSpawner.spawn(process) {
+        case .success(let pid):
+            supervisor.didStart(spec.name, pid: pid, now: now)
+        case .failure(let error):
+            let notices = supervisor.didFailToStart(spec.name, error: "\(error)", now: now)
+            notices.forEach { Console.say($0) }
+        }
+    }
+
+    private func runReadyBootSteps() {
+        bootSteps.removeAll { step in
+            guard let service = supervisor.service(named: step.after) else {
+                Console.say("boot step \(step.name): service \(step.after) is not enabled; skipped")
+                return true
+            }
+            guard case .running = service.phase, isReady(service.spec) else {
+                return service.phase == .gaveUp
+            }
+            do {
+                try step.run()
+            } catch {
+                Console.say("boot step \(step.name) failed: \(error)")
+            }
+            return true
+        }
+    }
+
+    private func checkBootComplete() {
+        guard !bootComplete, bootSteps.isEmpty else { return }
+        let settled = supervisor.services.allSatisfy { service in
+            switch service.phase {
+            case .running: return isReady(service.spec)
+            case .gaveUp, .stopped: return true
+            case .pending, .scheduled: return false
+            }
+        }
+        guard settled else { return }
+        bootComplete = true
+        Console.writeLine(
+            Banner.readyLine(
+                uptime: Banner.uptime(), xen: Banner.xenVersion(),
+                kernel: Self.kernelRelease()))
+        if configuration.adminShell {
+            supervisor.add(
+                ServiceSpec(
+                    name: "shell", argv: ["/bin/sh", "-l"], streams: .terminal(consoleDevice),
+                    restart: .forever, stopTimeout: .seconds(1)))
+        }
+    }
+
+    private func waitForEvents() {
+        var timeout: Int32 = -1
+        if let wakeup = supervisor.nextWakeup(now: now, isReady: isReady) {
+            let milliseconds =
+                (wakeup - now).components.seconds * 1000
+                + (wakeup - now).components.attoseconds / 1_000_000_000_000_000
+            timeout = Int32(clamping: max(0, milliseconds) + 1)
+        }
+        if !bootSteps.isEmpty { timeout = timeout < 0 ? 50 : min(timeout, 50) }
+        if signalDescriptor < 0 {
+            reapChildren()
+            usleep(UInt32(timeout < 0 ? 200_000 : min(Int(timeout), 200) * 1000))
+            return
+        }
+        var descriptor = pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, timeout)
+        handleSignals()
+    }
+
+    private func handleSignals() {
+        while true {
+            let signal = clinux_signalfd_read(signalDescriptor)
+            if signal <= 0 { return }
+            if signal == SIGCHLD {
+                reapChildren()
+            } else if let action = PowerAction(signal: signal) {
+                shutDown(action)
+            }
+        }
+    }
+
+    private func reapChildren() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { return }
+            if let notices = supervisor.reap(
+                pid: pid, status: ExitStatus(waitStatus: status), now: now)
+            {
+                notices.forEach { Console.say($0) }
+            }
+        }
+    }
+
+    // MARK: shutdown
+
+    private func shutDown(_ action: PowerAction) -> Never {
+        Console.say("\(action.rawValue): stopping services")
+        for service in supervisor.beginShutdown() {
+            stop(pid: service.pid, name: service.name, timeout: service.timeout)
+        }
+        // Whatever is left (sessions, orphans): TERM, a grace period, KILL.
+        kill(-1, SIGTERM)
+        waitForAllChildren(timeout: .seconds(2))
+        kill(-1, SIGKILL)
+        waitForAllChildren(timeout: .seconds(1))
+        sync()
+        for target in Mounts.current().reversed() where target != "/" {
+            try? Mounts.detach(target)
+        }
+        sync()
+        Console.say("\(action.rawValue) now")
+        _ = clinux_reboot(action.rebootCommand)
+        Console.say("reboot(2) failed: \(Errno(rawValue: errno)); halting here")
+        while true { pause() }
+    }
+
+    private func stop(pid: Int32, name: String, timeout: Duration) {
+        kill(pid, SIGTERM)
+        let deadline = now + timeout
+        while now < deadline {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped < 0 && errno == ECHILD) { return }
+            usleep(20_000)
+        }
+        Console.say("\(name) did not stop within \(format(timeout)); killing it")
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+
+    private func waitForAllChildren(timeout: Duration) {
+        let deadline = now + timeout
+        while now < deadline {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid < 0 && errno == ECHILD { return }
+            if pid <= 0 { usleep(20_000) }
+        }
+    }
+
+    // MARK: reporting
+
+    /// Runs a boot action; a failure is reported and boot goes on.
+    private func report(_ what: String, _ action: () throws(Errno) -> Void) {
+        do {
+            try action()
+        } catch {
+            Console.say("\(what) failed: \(error)")
+        }
+    }
+}
+
+extension String {
+    /// The string without leading and trailing spaces, tabs and newlines.
+    func trimmingSpaces() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }),
+            let last = lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return String(self[first...last])
+    }
+}

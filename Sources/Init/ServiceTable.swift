@@ -1,0 +1,89 @@
+import LinuxSystem
+
+/// One supervised dom0 program.
+public struct ServiceSpec: Sendable, Equatable {
+    /// How PID 1 treats the service when it exits.
+    public enum Restart: Sendable, Equatable {
+        /// Respawn with back-off; give up after repeated fast failures.
+        case withBackoff
+        /// Respawn with back-off and never give up (the admin shell).
+        case forever
+    }
+
+    public var name: String
+    /// argv[0] is the executable's path.
+    public var argv: [String]
+    /// Where stdin, stdout and stderr go.
+    public var streams: StandardStreams
+    /// A path (usually a socket) whose existence means the service is ready;
+    /// services later in the table start only once it exists.
+    public var readyPath: String?
+    public var restart: Restart
+    /// How long a stop may take before SIGKILL.
+    public var stopTimeout: Duration
+
+    public init(
+        name: String, argv: [String], streams: StandardStreams, readyPath: String? = nil,
+        restart: Restart = .withBackoff, stopTimeout: Duration = .seconds(5)
+    ) {
+        self.name = name
+        self.argv = argv
+        self.streams = streams
+        self.readyPath = readyPath
+        self.restart = restart
+        self.stopTimeout = stopTimeout
+    }
+
+    public var executable: String { argv.first ?? "" }
+}
+
+/// The dom0 services, in start order (stopped in reverse). Each waits for
+/// the `readyPath` of the ones before it.
+public enum ServiceTable {
+    public static let xenLibexec = "/usr/lib/xen-4.17/bin"
+    public static let xenstoredSocket = "/run/xenstored/socket"
+
+    /// The services a Proxenos dom0 runs.
+    public static let dom0: [ServiceSpec] = [
+        ServiceSpec(
+            name: "xenstored",
+            argv: [
+                "\(xenLibexec)/xenstored", "--no-fork", "--pid-file", "/run/xenstored.pid",
+            ],
+            streams: .logFile("/var/log/xen/xenstored.log"),
+            readyPath: xenstoredSocket,
+            stopTimeout: .seconds(2)),
+        ServiceSpec(
+            name: "xenconsoled",
+            argv: ["\(xenLibexec)/xenconsoled", "--interactive", "--log=guest"],
+            streams: .logFile("/var/log/xen/xenconsoled.log")),
+    ]
+
+    /// The table with the named services left out; unknown names are
+    /// returned so the caller can warn about them.
+    public static func enabled(
+        _ table: [ServiceSpec], disabling names: Set<String>
+    ) -> (services: [ServiceSpec], unknown: Set<String>) {
+        let known = Set(table.map(\.name))
+        return (table.filter { !names.contains($0.name) }, names.subtracting(known))
+    }
+
+    /// Checks a table for the mistakes that would make supervision
+    /// ambiguous: empty or duplicate names, empty argv, relative paths.
+    public static func validate(_ table: [ServiceSpec]) -> [String] {
+        var problems: [String] = []
+        var seen: Set<String> = []
+        for spec in table {
+            if spec.name.isEmpty { problems.append("a service has no name") }
+            if !seen.insert(spec.name).inserted {
+                problems.append("service \(spec.name) is listed twice")
+            }
+            if spec.argv.isEmpty {
+                problems.append("service \(spec.name) has no command")
+            } else if !spec.executable.hasPrefix("/") {
+                problems.append("service \(spec.name): \(spec.executable) is not an absolute path")
+            }
+        }
+        return problems
+    }
+}
