@@ -27,6 +27,14 @@ let package = Package(
             ]
         ),
 
+        // MARK: DomainConfig — xm domain config files → typed domain spec
+        .target(
+            name: "DomainConfig",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system")
+            ]
+        ),
+
         // MARK: programs
         .target(
             name: "Commands",
