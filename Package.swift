@@ -47,6 +47,7 @@ let package = Package(
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
         // MARK: tests
+        .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
     ],
     swiftLanguageModes: [.v6]
 )
