@@ -154,6 +154,19 @@ public struct DiskSpec: Sendable, Equatable {
         self.deviceType = deviceType
         self.mode = mode
     }
+
+    /// The backend's `type` key as xend wrote it: the uname up to its
+    /// first colon (`file`, `phy`, `tap`).
+    public var backendType: String {
+        String(uname.prefix(while: { $0 != ":" }))
+    }
+
+    /// The backend's `params` key as xend wrote it: the uname after its
+    /// first colon (`/mnt/root.img`, `hdc`, `aio:/srv/a.img`).
+    public var backendParams: String {
+        guard let colon = uname.firstIndex(of: ":") else { return "" }
+        return String(uname[uname.index(after: colon)...])
+    }
 }
 
 /// Where a virtual disk's data lives in dom0.

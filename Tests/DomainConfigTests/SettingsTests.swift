@@ -80,6 +80,8 @@ import Testing
                     virtualDevice: "hdc", deviceNumber: 22 << 8, deviceType: .cdrom, mode: .readOnly
                 ),
             ])
+        #expect(spec.disks.map(\.backendType) == ["tap", "phy", "file"])
+        #expect(spec.disks.map(\.backendParams) == ["aio:/srv/web.img", "sdb", "/srv/cd.iso"])
         #expect(spec.warnings.isEmpty)
     }
 
