@@ -27,6 +27,14 @@ let package = Package(
             ]
         ),
 
+        // MARK: pure protocol and format code
+        .target(
+            name: "DomainConfig",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system")
+            ]
+        ),
+
         // MARK: daemons and programs
         .target(
             name: "Init",
@@ -49,6 +57,7 @@ let package = Package(
 
         // MARK: tests
         .testTarget(name: "InitTests", dependencies: ["Init"]),
+        .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,116 @@
+/// A value of the config language: the Python types xm configs use.
+enum ConfigValue: Equatable {
+    case integer(Int)
+    case string(String)
+    case list([ConfigItem])
+    case tuple([ConfigItem])
+    case none
+
+    /// Python's type name, for error messages an admin recognises.
+    var typeName: String {
+        switch self {
+        case .integer: return "int"
+        case .string: return "str"
+        case .list: return "list"
+        case .tuple: return "tuple"
+        case .none: return "NoneType"
+        }
+    }
+
+    /// Python truthiness: xm skips settings whose value is false.
+    var isTruthy: Bool {
+        switch self {
+        case .integer(let value): return value != 0
+        case .string(let value): return !value.isEmpty
+        case .list(let items), .tuple(let items): return !items.isEmpty
+        case .none: return false
+        }
+    }
+
+    /// Python 2 `str()`.
+    var pythonStr: String {
+        if case .string(let text) = self { return text }
+        return pythonRepr
+    }
+
+    /// Python 2 `repr()`.
+    var pythonRepr: String {
+        switch self {
+        case .integer(let value): return String(value)
+        case .string(let text): return pythonStringRepr(text)
+        case .none: return "None"
+        case .list(let items):
+            return "[" + items.map(\.value.pythonRepr).joined(separator: ", ") + "]"
+        case .tuple(let items):
+            if items.count == 1 { return "(" + items[0].value.pythonRepr + ",)" }
+            return "(" + items.map(\.value.pythonRepr).joined(separator: ", ") + ")"
+        }
+    }
+}
+
+/// An element of a list or tuple, remembering where it was written so a
+/// bad `disk` or `vif` entry is reported at its own line.
+struct ConfigItem: Equatable {
+    var value: ConfigValue
+    var location: SourceLocation?
+
+    static func == (left: ConfigItem, right: ConfigItem) -> Bool {
+        left.value == right.value
+    }
+}
+
+/// Python 2 `repr()` of a byte string: single quotes unless the text holds a
+/// single quote and no double quote; non-printable bytes as `\xNN`.
+func pythonStringRepr(_ text: String) -> String {
+    let bytes = Array(text.utf8)
+    let quote: UInt8 =
+        bytes.contains(UInt8(ascii: "'")) && !bytes.contains(UInt8(ascii: "\""))
+        ? UInt8(ascii: "\"") : UInt8(ascii: "'")
+    var out: [UInt8] = [quote]
+    for byte in bytes {
+        switch byte {
+        case quote, UInt8(ascii: "\\"):
+            out += [UInt8(ascii: "\\"), byte]
+        case 0x09: out += Array("\\t".utf8)
+        case 0x0A: out += Array("\\n".utf8)
+        case 0x0D: out += Array("\\r".utf8)
+        case 0x20..<0x7F: out.append(byte)
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            out += [
+                UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(byte >> 4)], hex[Int(byte & 15)],
+            ]
+        }
+    }
+    out.append(quote)
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Python's `int()` on a decimal string: optional sign, surrounding spaces.
+func parseDecimal(_ text: String) -> Int? {
+    var trimmed = Substring(text).trimmingSpaces()
+    if trimmed.first == "+" { trimmed = trimmed.dropFirst() }
+    guard !trimmed.isEmpty,
+        trimmed.dropFirst(trimmed.first == "-" ? 1 : 0).allSatisfy({
+            $0.isASCII && $0.isNumber
+        })
+    else { return nil }
+    return Int(trimmed)
+}
+
+extension Substring {
+    /// Python's `str.strip()`.
+    func trimmingSpaces() -> Substring {
+        var result = self
+        while let first = result.first, first.isWhitespace { result.removeFirst() }
+        while let last = result.last, last.isWhitespace { result.removeLast() }
+        return result
+    }
+}
+
+extension String {
+    /// Python's `str.strip()`.
+    func trimmingSpaces() -> String {
+        String(Substring(self).trimmingSpaces())
+    }
+}
