@@ -121,17 +121,18 @@ $(BUILD)/dom0.cpio.zst: $(INITRAMFS_INPUTS) $(XENROOT)/.unpacked $(BUILD)/proxen
 $(BUILD)/demo-guest.cpio.gz: $(INITRAMFS_INPUTS)
 	$(MKINITRAMFS) initramfs/demo/guest.list $@
 
-# Not compressed again: its files are compressed already.
-$(BUILD)/demo.cpio: $(BUILD)/vmlinux.gz $(BUILD)/demo-guest.cpio.gz initramfs/demo/bundle.list
-	$(MKINITRAMFS) initramfs/demo/bundle.list $@
+# Its files are compressed already: zstd -3 only frames them. (An
+# uncompressed cpio before a zstd one trips the 6.1 kernel's unpacker.)
+$(BUILD)/demo.cpio.zst: $(BUILD)/vmlinux.gz $(BUILD)/demo-guest.cpio.gz initramfs/demo/bundle.list
+	$(MKINITRAMFS) initramfs/demo/bundle.list $(BUILD)/demo.cpio
+	zstd -q -f -3 --rm $(BUILD)/demo.cpio -o $@
 
-# The kernel unpacks concatenated cpio archives (each compressed or not) one
-# after another.
-$(BUILD)/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio
+# The kernel unpacks concatenated compressed cpio archives one after another.
+$(BUILD)/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst
 	cat $^ > $@
 
 image: $(IMAGE_FILES)
-	@for f in xen.gz vmlinux dom0.cpio.zst demo.cpio initrd proxenos; do \
+	@for f in xen.gz vmlinux dom0.cpio.zst demo.cpio.zst initrd proxenos; do \
 		echo "size $$f $$(stat -c %s $(BUILD)/$$f)"; done
 
 # ---------------------------------------------------------------- ISO
