@@ -27,6 +27,16 @@ let package = Package(
             ]
         ),
 
+        // MARK: xenstore
+        .target(
+            name: "XenStore",
+            dependencies: [
+                "CLinux",
+                "LinuxSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
         // MARK: programs
         .target(
             name: "Commands",
