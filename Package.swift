@@ -36,6 +36,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
 
         // MARK: programs
         .target(
@@ -49,6 +50,10 @@ let package = Package(
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
         // MARK: tests
+        .testTarget(
+            name: "XenStoreTests",
+            dependencies: ["XenStore", "InMemoryXenStore"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
