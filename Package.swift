@@ -43,6 +43,7 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem",
+                "XenStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -52,7 +53,7 @@ let package = Package(
         // MARK: tests
         .testTarget(
             name: "XenStoreTests",
-            dependencies: ["XenStore", "InMemoryXenStore"]
+            dependencies: ["XenStore", "InMemoryXenStore", "Commands"]
         ),
     ],
     swiftLanguageModes: [.v6]
