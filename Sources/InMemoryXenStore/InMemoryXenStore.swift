@@ -20,9 +20,12 @@ import XenStore
 /// recursive rm, watches that fire once on set-up and then for changes at
 /// or below their path, `@introduceDomain`/`@releaseDomain`, transactions
 /// working on a snapshot that fail with `EAGAIN` at commit if any node they
-/// touched changed. RELEASE does not close the domain's connections here.
+/// touched changed. RELEASE does not close the domain's connections here,
+/// and xenstored's quotas (nodes, watches, transactions per domain) are not
+/// modelled.
 ///
 /// Call ``stop()`` when done: it ends every connection and listener.
+/// Without it the store lives as long as any connection or listener does.
 public final class InMemoryXenStore: Sendable {
     /// One served socket; the lock serialises writes and guards the close.
     private final class ServerSocket: Sendable {
