@@ -4,6 +4,8 @@
 // and layered: C shims → OS wrappers → pure protocol code → daemons.
 import PackageDescription
 
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+
 let package = Package(
     name: "Proxenos",
     products: [
@@ -17,38 +19,42 @@ let package = Package(
     targets: [
         // MARK: C shims and system libraries
         .target(name: "CLinux"),
+        .systemLibrary(
+            name: "CNetlink",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
 
         // MARK: OS wrappers
+        .target(name: "LinuxSystem", dependencies: ["CLinux", systemPackage]),
+
+        // MARK: pure protocol and format code, with their I/O
+        .target(name: "XenStore", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
+        .target(name: "DomainConfig", dependencies: [systemPackage]),
         .target(
-            name: "LinuxSystem",
-            dependencies: [
-                "CLinux",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            name: "NetConf",
+            dependencies: ["CNetlink", "CNftables", "LinuxSystem", systemPackage]
         ),
 
-        // MARK: pure protocol and format code
-        .target(
-            name: "DomainConfig",
-            dependencies: [
-                .product(name: "SystemPackage", package: "swift-system")
-            ]
-        ),
+        // MARK: test support (never linked into the executable)
+        .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
 
         // MARK: daemons and programs
-        .target(
-            name: "Init",
-            dependencies: [
-                "CLinux", "LinuxSystem",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
-        ),
+        .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
+
+        // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
+        .target(name: "BootStubCore"),
 
         // MARK: front-ends
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init",
+                "LinuxSystem", "Init", "XenStore", "NetConf",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -58,6 +64,12 @@ let package = Package(
         // MARK: tests
         .testTarget(name: "InitTests", dependencies: ["Init"]),
         .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
+        .testTarget(
+            name: "XenStoreTests",
+            dependencies: ["XenStore", "InMemoryXenStore", "Commands"]
+        ),
+        .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux"]),
+        .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
