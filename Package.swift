@@ -32,13 +32,36 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem",
+                "NetConf",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
+        // MARK: netconf (xend-config.sxp networking over libnl-3 and libnftables)
+        .systemLibrary(
+            name: "CNetlink",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
+        .target(
+            name: "NetConf",
+            dependencies: [
+                "CNetlink",
+                "CNftables",
+                "LinuxSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
         // MARK: tests
+        .testTarget(name: "NetConfTests", dependencies: ["NetConf"]),
     ],
     swiftLanguageModes: [.v6]
 )

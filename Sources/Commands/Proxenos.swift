@@ -11,7 +11,9 @@ public struct Proxenos: ParsableCommand {
 
     /// Every program the executable carries; the command name is also the
     /// argv[0] name it answers to.
-    public static let programs: [any ParsableCommand.Type] = []
+    public static let programs: [any ParsableCommand.Type] = [
+        NetConfCommand.self
+    ]
 
     public init() {}
 }
