@@ -61,7 +61,7 @@ let package = Package(
         ),
 
         // MARK: tests
-        .testTarget(name: "NetConfTests", dependencies: ["NetConf"]),
+        .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -194,6 +194,11 @@ private func perform(_ host: NetworkHost, _ body: () throws(NetConfError) -> Voi
         try body()
     } catch {
         for action in host.actions { print("netconf: \(action)") }
+        if case .rollbackIncomplete = error {
+            print("netconf: failed, and not every change above could be undone")
+        } else if !host.actions.isEmpty {
+            print("netconf: failed; every change above was undone")
+        }
         fail(error)
     }
     for action in host.actions { print("netconf: \(action)") }

@@ -225,32 +225,51 @@ public enum NetworkBridge {
                 }
             }
             if record.antispoof {
-                try host.filter.run(
+                let filter = host.filter
+                try filter.run(
                     FilterRules.removeTable(family: "bridge", name: FilterRules.table),
                     operation: "remove antispoof table")
                 host.note("removed antispoof table bridge \(FilterRules.table)")
+                journal.record("remove antispoof table") { () throws(NetConfError) in
+                    try filter.run(FilterRules.base(family: "bridge"), operation: "antispoof table")
+                }
             }
-            if let bridge {
-                if record.createdBridge {
-                    // Last, so that a failure before it leaves the bridge to
-                    // undo into.
-                    try net.deleteLink(bridge.index)
-                    host.note("deleted bridge \(bridge.name)")
-                } else {
-                    if let previous = record.previousSettings {
+            if let bridge, !record.createdBridge {
+                if let previous = record.previousSettings,
+                    let current = try net.bridgeSettings(of: bridge.index), current != previous
+                {
+                    try net.setBridgeSettings(
+                        of: bridge.index, stp: nil, forwardDelay: previous.forwardDelay)
+                    journal.record("forward delay of \(bridge.name)") { () throws(NetConfError) in
                         try net.setBridgeSettings(
-                            of: bridge.index, stp: nil, forwardDelay: previous.forwardDelay)
-                        if previous.stp {
+                            of: bridge.index, stp: nil, forwardDelay: current.forwardDelay)
+                    }
+                    if previous.stp != current.stp {
+                        try net.setBridgeSettings(
+                            of: bridge.index, stp: previous.stp, forwardDelay: nil)
+                        journal.record("STP of \(bridge.name)") { () throws(NetConfError) in
                             try net.setBridgeSettings(
-                                of: bridge.index, stp: true, forwardDelay: nil)
+                                of: bridge.index, stp: current.stp, forwardDelay: nil)
                         }
                     }
-                    if !record.bridgeWasUp, bridge.isUp {
-                        try net.changeLink(bridge.index, LinkChange(up: false))
+                }
+                if !record.bridgeWasUp, bridge.isUp {
+                    try net.changeLink(bridge.index, LinkChange(up: false))
+                    journal.record("\(bridge.name) down") { () throws(NetConfError) in
+                        try net.changeLink(bridge.index, LinkChange(up: true))
                     }
                 }
             }
             try host.records.remove(recordName)
+            journal.record("remove \(host.records.location(of: recordName))") {
+                () throws(NetConfError) in
+                try host.records.save(recordName, text)
+            }
+            if let bridge, record.createdBridge {
+                // Last: nothing after it can fail, so it never needs undoing.
+                try net.deleteLink(bridge.index)
+                host.note("deleted bridge \(bridge.name)")
+            }
         }
     }
 

@@ -354,7 +354,12 @@ private struct ConfigReader {
         let network = readNetworkScript(scriptNodes["network-script"])
         let vif = readVifScript(scriptNodes["vif-script"], network: network)
 
-        if !errors.isEmpty { throw ConfigError(diagnostics: errors + warnings) }
+        if !errors.isEmpty {
+            let inOrder = errors.enumerated().sorted {
+                ($0.element.location, $0.offset) < ($1.element.location, $1.offset)
+            }
+            throw ConfigError(diagnostics: inOrder.map(\.element) + warnings)
+        }
         return XendConfig(
             file: file, options: options, unknown: unknown, warnings: warnings,
             network: network, vif: vif)
