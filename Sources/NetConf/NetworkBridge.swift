@@ -224,7 +224,8 @@ public enum NetworkBridge {
                     try net.changeLink(netdev.index, LinkChange(up: netdev.isUp))
                 }
             }
-            if record.antispoof {
+            // The table may also have come from a vif going online.
+            if record.antispoof || script.antispoof {
                 let filter = host.filter
                 try filter.run(
                     FilterRules.removeTable(family: "bridge", name: FilterRules.table),

@@ -81,7 +81,7 @@ public enum NetworkRouting {
                     operation: "remove masquerade table")
                 host.note("removed masquerade")
             }
-            if record.antispoof {
+            if record.antispoof || script.antispoof {
                 try host.filter.run(
                     FilterRules.removeTable(family: "inet", name: FilterRules.table),
                     operation: "remove antispoof table")
