@@ -272,10 +272,8 @@ public final class LibnlRoute: RouteNetlink {
     }
 
     public func changeLink(_ index: Int32, _ change: LinkChange) throws(NetConfError) {
-        var up: Bool?
-        if let wanted = change.up { up = wanted }
         try sendLinkRequest(
-            "change interface \(index)", type: RTM_NEWLINK, index: index, up: up
+            "change interface \(index)", type: RTM_NEWLINK, index: index, up: change.up
         ) { message in
             var status: Int32 = 0
             if let master = change.master {
@@ -473,12 +471,13 @@ public final class LibnlRoute: RouteNetlink {
     }
 }
 
-/// `10.0.0.0/24 via 10.0.0.1 dev 3 table 254`, for messages.
-func describe(_ route: Route) -> String {
+/// `10.0.0.0/24 via 10.0.0.1 dev eth0 table 100`, for messages; interfaces
+/// by name where `names` knows them.
+func describe(_ route: Route, names: [Int32: String] = [:]) -> String {
     var text = route.destination.length == 0 ? "default" : route.destination.cidr
     for hop in route.nexthops {
         if let gateway = hop.gateway { text += " via \(gateway)" }
-        text += " dev \(hop.interface)"
+        text += " dev \(names[hop.interface] ?? "#\(hop.interface)")"
     }
     if route.table != Route.tableMain { text += " table \(route.table)" }
     return text

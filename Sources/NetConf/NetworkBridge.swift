@@ -21,6 +21,7 @@ public enum NetworkBridge {
             throw .noSuchInterface(script.netdev)
         }
         var bridge = links.first(where: { $0.name == script.bridge })
+        var names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         try checkBridgeable(netdev, bridge: bridge, links: links)
         if let bridge, !bridge.isBridge {
             throw .unsuitableInterface(name: bridge.name, reason: "exists and is not a bridge")
@@ -63,6 +64,7 @@ public enum NetworkBridge {
                 try net.createBridge(name: script.bridge, mac: netdev.mac, mtu: netdev.mtu)
                 let created = try net.requireLink(script.bridge)
                 bridge = created
+                names[created.index] = created.name
                 host.note("created bridge \(script.bridge)")
                 journal.record("create bridge \(script.bridge)") { () throws(NetConfError) in
                     try net.deleteLink(created.index)
@@ -101,7 +103,8 @@ public enum NetworkBridge {
 
             for route in routes {
                 try net.deleteRoute(route)
-                journal.record("delete route \(describe(route))") { () throws(NetConfError) in
+                journal.record("delete route \(describe(route, names: names))") {
+                    () throws(NetConfError) in
                     try net.addRoute(route)
                 }
             }
@@ -127,8 +130,9 @@ public enum NetworkBridge {
             for route in routes {
                 let moved = route.moved(from: netdev.index, to: bridge.index)
                 try net.addRoute(moved)
-                host.note("route \(describe(route)) now via \(bridge.name)")
-                journal.record("add route \(describe(moved))") { () throws(NetConfError) in
+                host.note("route \(describe(route, names: names)) now via \(bridge.name)")
+                journal.record("add route \(describe(moved, names: names))") {
+                    () throws(NetConfError) in
                     try net.deleteRoute(moved)
                 }
             }
@@ -156,6 +160,7 @@ public enum NetworkBridge {
                 ?? links.first(where: { $0.name == record.netdev })
         else { throw .noSuchInterface(record.netdev) }
         let bridge = links.first(where: { $0.name == record.bridge && $0.isBridge })
+        let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         // Records name interfaces by index; the netdev keeps its index for
         // its lifetime, but map the recorded one in case it was re-created.
         let addresses = record.addresses.map { address in
@@ -179,7 +184,8 @@ public enum NetworkBridge {
                     let moved = route.moved(from: netdev.index, to: bridge.index)
                     guard hasRoute(moved) else { continue }
                     try net.deleteRoute(moved)
-                    journal.record("delete route \(describe(moved))") { () throws(NetConfError) in
+                    journal.record("delete route \(describe(moved, names: names))") {
+                        () throws(NetConfError) in
                         try net.addRoute(moved)
                     }
                 }
@@ -205,8 +211,9 @@ public enum NetworkBridge {
             }
             for route in routes where !hasRoute(route) {
                 try net.addRoute(route)
-                host.note("route \(describe(route)) back via \(netdev.name)")
-                journal.record("add route \(describe(route))") { () throws(NetConfError) in
+                host.note("route \(describe(route, names: names)) back via \(netdev.name)")
+                journal.record("add route \(describe(route, names: names))") {
+                    () throws(NetConfError) in
                     try net.deleteRoute(route)
                 }
             }

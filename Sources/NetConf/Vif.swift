@@ -192,9 +192,14 @@ public enum VifScripts {
             }
             for route in routes {
                 try net.deleteRoute(route)
-                host.note("route \(describe(route)) removed")
+                host.note("route \(describe(route, names: [link.index: link.name])) removed")
             }
-            for address in try net.addresses() where address.interface == link.index {
+            // The /32 dom0 (or router) address online gave it; the TAP's
+            // own IPv6 link-local address stays.
+            for address in try net.addresses()
+            where address.interface == link.index && !address.local.address.isV6
+                && address.local.isHost
+            {
                 try net.deleteAddress(address)
                 host.note("address \(address.local.cidr) off \(link.name)")
             }
