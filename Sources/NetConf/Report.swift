@@ -11,9 +11,11 @@ public enum Report {
             let value: String
             switch option.spec.name {
             case "network-script":
+                let network = config.network
                 value =
-                    config.network.mode == .none
-                    ? "''" : SXPWriter.quote(config.network.effectiveLine)
+                    network.mode == .none
+                    ? SXPWriter.quote(network.scriptName)
+                    : SXPWriter.quote(network.effectiveLine)
             case "vif-script":
                 value = SXPWriter.render(.symbol(config.vif.effectiveLine))
             default:
