@@ -14,6 +14,7 @@ public struct Proxenos: ParsableCommand {
     public static let programs: [any ParsableCommand.Type] = [
         InitCommand.self,
         XenStoreCommand.self,
+        NetConfCommand.self,
     ]
 
     public init() {}
