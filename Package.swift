@@ -38,7 +38,11 @@ let package = Package(
         ),
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
+        // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
+        .target(name: "BootStubCore"),
+
         // MARK: tests
+        .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
