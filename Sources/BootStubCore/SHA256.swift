@@ -150,7 +150,24 @@ public struct SHA256: Sendable {
         (x &>> n) | (x &<< (32 &- n))
     }
 
-    /// One compression round over the 64-byte block at `block`.
+    /// One round (FIPS 180-4 §6.2.2 step 3) with the caller renaming the
+    /// working variables: `d` receives the new e, `h` the new a.
+    @inline(__always)
+    private static func round(
+        _ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+        _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32
+    ) {
+        let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+        let ch = g ^ (e & (f ^ g))
+        let t1 = h &+ s1 &+ ch &+ kw
+        let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+        let maj = (a & b) | (c & (a | b))
+        d &+= t1
+        h = t1 &+ s0 &+ maj
+    }
+
+    /// One compression over the 64-byte block at `block`.
+    @_optimize(speed)
     private mutating func compress(_ block: UnsafeRawPointer) {
         let k = sha256RoundConstants
         var w = InlineArray<64, UInt32>(repeating: 0)
@@ -172,21 +189,20 @@ public struct SHA256: Sendable {
         var f = state[5]
         var g = state[6]
         var h = state[7]
-        for t in 0..<64 {
-            let s1 = SHA256.rotr(e, 6) ^ SHA256.rotr(e, 11) ^ SHA256.rotr(e, 25)
-            let ch = (e & f) ^ (~e & g)
-            let t1 = h &+ s1 &+ ch &+ k[t] &+ w[t]
-            let s0 = SHA256.rotr(a, 2) ^ SHA256.rotr(a, 13) ^ SHA256.rotr(a, 22)
-            let maj = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = s0 &+ maj
-            h = g
-            g = f
-            f = e
-            e = d &+ t1
-            d = c
-            c = b
-            b = a
-            a = t1 &+ t2
+        // Eight rounds per iteration with the variables renamed instead of
+        // shifted: i686 has too few registers for the textbook rotation,
+        // and under QEMU TCG every spared move counts.
+        var t = 0
+        while t < 64 {
+            SHA256.round(a, b, c, &d, e, f, g, &h, k[t] &+ w[t])
+            SHA256.round(h, a, b, &c, d, e, f, &g, k[t &+ 1] &+ w[t &+ 1])
+            SHA256.round(g, h, a, &b, c, d, e, &f, k[t &+ 2] &+ w[t &+ 2])
+            SHA256.round(f, g, h, &a, b, c, d, &e, k[t &+ 3] &+ w[t &+ 3])
+            SHA256.round(e, f, g, &h, a, b, c, &d, k[t &+ 4] &+ w[t &+ 4])
+            SHA256.round(d, e, f, &g, h, a, b, &c, k[t &+ 5] &+ w[t &+ 5])
+            SHA256.round(c, d, e, &f, g, h, a, &b, k[t &+ 6] &+ w[t &+ 6])
+            SHA256.round(b, c, d, &e, f, g, h, &a, k[t &+ 7] &+ w[t &+ 7])
+            t &+= 8
         }
         state[0] &+= a
         state[1] &+= b
