@@ -107,7 +107,9 @@ CFG
         -cdrom "$OUT/stub.iso" -boot d || return 1
     expect_line "$log" "bootstub: Proxenos boot stub, entered through multiboot2" &&
         expect_line "$log" "bootstub: loader \"GRUB 2" &&
+        expect_line "$log" "bootstub: module 0 xen xen-4.17-amd64 .* bytes: sha256 ok" &&
         expect_line "$log" "bootstub: module 1 dom0-kernel vmlinux .* bytes: sha256 ok" &&
+        expect_line "$log" "bootstub: module 2 initrd initrd.cpio.gz .* bytes: sha256 ok (gunzipped by the loader)" &&
         expect_line "$log" "bootstub: jumping to xen at 0x00200000" &&
         expect_line "$log" "Xen version 4.17" &&
         expect_line "$log" "Linux version 6.1"

@@ -6,7 +6,11 @@
 //
 // Format: one module per line, fields separated by spaces:
 //
-//     <role> <size in bytes> <sha256, 64 hex digits> <file name>
+//     <role> <size in bytes> <sha256, 64 hex digits> <file name> [<unpacked size> <unpacked sha256>]
+//
+// The two optional fields describe a gzip file's content: GRUB's module2
+// gunzips modules unless told --nounzip, so the stub may receive either form
+// and accepts both.
 //
 // `#` starts a comment line; blank lines are ignored. Roles are `xen`,
 // `dom0-kernel` and `initrd`. Modules are identified by position: the first
@@ -57,6 +61,10 @@ public struct ManifestEntry: Equatable, Sendable {
     public var nameOffset: Int
     /// Length of its file name.
     public var nameLength: Int
+    /// For a gzip file: size of its decompressed content.
+    public var unpackedSize: UInt64? = nil
+    /// For a gzip file: SHA-256 of its decompressed content.
+    public var unpackedDigest: SHA256Digest? = nil
 }
 
 /// The most modules a manifest (and a boot) may name.
@@ -95,7 +103,7 @@ public struct Manifest {
     private mutating func parseLine(from start: Int, to end: Int, number: Int)
         throws(BootStubError)
     {
-        var fields = BoundedList<4, PhysicalRange>(filler: PhysicalRange(start: 0, end: 0))
+        var fields = BoundedList<6, PhysicalRange>(filler: PhysicalRange(start: 0, end: 0))
         var i = start
         while i < end {
             while i < end && isBlank(text[i]) { i += 1 }
@@ -104,14 +112,16 @@ public struct Manifest {
             let fieldStart = i
             while i < end && !isBlank(text[i]) { i += 1 }
             guard fields.append(PhysicalRange(start: UInt64(fieldStart), end: UInt64(i))) else {
-                throw .manifestMalformed(line: number, "more than four fields")
+                throw .manifestMalformed(line: number, "more than six fields")
             }
         }
         if fields.isEmpty { return }
-        guard fields.count == 4, let roleField = fields.at(0), let sizeField = fields.at(1),
-            let digestField = fields.at(2), let nameField = fields.at(3)
+        guard fields.count == 4 || fields.count == 6, let roleField = fields.at(0),
+            let sizeField = fields.at(1), let digestField = fields.at(2),
+            let nameField = fields.at(3)
         else {
-            throw .manifestMalformed(line: number, "expected: role size sha256 name")
+            throw .manifestMalformed(
+                line: number, "expected: role size sha256 name [unpacked-size unpacked-sha256]")
         }
         guard let role = ModuleRole(word: slice(roleField)) else {
             throw .manifestMalformed(line: number, "unknown role")
@@ -125,9 +135,19 @@ public struct Manifest {
         if role == .xen && !entries.isEmpty {
             throw .manifestMalformed(line: number, "xen must be the first module")
         }
-        let entry = ManifestEntry(
+        var entry = ManifestEntry(
             role: role, size: size, digest: digest, nameOffset: Int(nameField.start),
             nameLength: Int(nameField.length))
+        if let unpackedSizeField = fields.at(4), let unpackedDigestField = fields.at(5) {
+            guard let unpackedSize = parseDecimal(slice(unpackedSizeField)) else {
+                throw .manifestMalformed(line: number, "unpacked size is not a decimal number")
+            }
+            guard let unpackedDigest = SHA256Digest(hex: slice(unpackedDigestField)) else {
+                throw .manifestMalformed(line: number, "unpacked digest is not 64 hex digits")
+            }
+            entry.unpackedSize = unpackedSize
+            entry.unpackedDigest = unpackedDigest
+        }
         guard entries.append(entry) else {
             throw .manifestMalformed(line: number, "more than 8 modules")
         }

@@ -6,6 +6,9 @@
 public enum ModuleVerdict: Equatable, Sendable {
     /// Digest and size match the manifest.
     case ok
+    /// Digest and size match the manifest's decompressed form (the loader
+    /// gunzipped the module, as GRUB's module2 does by default).
+    case okUnpacked
     /// The module's digest differs from the manifest's.
     case mismatch(actual: SHA256Digest)
     /// The manifest names a module the loader did not pass.
@@ -16,7 +19,7 @@ public enum ModuleVerdict: Equatable, Sendable {
     case unreadable
 
     /// Whether booting may go on.
-    public var isAcceptable: Bool { self == .ok }
+    public var isAcceptable: Bool { self == .ok || self == .okUnpacked }
 }
 
 /// Module verification against the manifest.
@@ -33,6 +36,11 @@ public enum Verification {
         let digest = SHA256.hash(bytes)
         guard let expected = entry else { return .unexpected(actual: digest) }
         if digest == expected.digest && UInt64(module.size) == expected.size { return .ok }
+        if let unpacked = expected.unpackedDigest, digest == unpacked,
+            UInt64(module.size) == expected.unpackedSize
+        {
+            return .okUnpacked
+        }
         return .mismatch(actual: digest)
     }
 
@@ -45,7 +53,7 @@ public enum Verification {
         let entry = manifest.entries.at(index)
         let module = modules.at(index)
         switch verdict {
-        case .ok: sink.write("bootstub: module ")
+        case .ok, .okUnpacked: sink.write("bootstub: module ")
         case .mismatch: sink.write("bootstub: MISMATCH module ")
         case .missing: sink.write("bootstub: MISSING module ")
         case .unexpected: sink.write("bootstub: UNEXPECTED module ")
@@ -59,10 +67,12 @@ public enum Verification {
             sink.write(bytes: manifest.name(of: e))
         }
         switch verdict {
-        case .ok:
+        case .ok, .okUnpacked:
             sink.write(" ")
             sink.write(decimal: UInt64(module?.size ?? 0))
-            sink.write(" bytes: sha256 ok\n")
+            sink.write(
+                verdict == .ok
+                    ? " bytes: sha256 ok\n" : " bytes: sha256 ok (gunzipped by the loader)\n")
             return
         case .missing:
             sink.write(": the loader passed only ")
@@ -86,7 +96,7 @@ public enum Verification {
         case .mismatch(let actual), .unexpected(let actual): actual.write(to: &sink)
         case .missing: sink.write("none (module absent)")
         case .unreadable: sink.write("none (module memory unreadable)")
-        case .ok: break
+        case .ok, .okUnpacked: break
         }
         sink.write("\n")
     }

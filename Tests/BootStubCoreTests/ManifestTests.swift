@@ -28,7 +28,20 @@ import Testing
 
     @Test func reportsTheBadLine() {
         let bad: [(String, BootStubError)] = [
-            ("xen 3 \(Self.abc)\n", .manifestMalformed(line: 1, "expected: role size sha256 name")),
+            (
+                "xen 3 \(Self.abc)\n",
+                .manifestMalformed(
+                    line: 1, "expected: role size sha256 name [unpacked-size unpacked-sha256]")
+            ),
+            (
+                "xen 3 \(Self.abc) a 5\n",
+                .manifestMalformed(
+                    line: 1, "expected: role size sha256 name [unpacked-size unpacked-sha256]")
+            ),
+            (
+                "xen 3 \(Self.abc) a x \(Self.abc)\n",
+                .manifestMalformed(line: 1, "unpacked size is not a decimal number")
+            ),
             (
                 "xen 3 \(Self.abc) a\nkernel 1 \(Self.abc) b\n",
                 .manifestMalformed(line: 2, "unknown role")
@@ -38,7 +51,10 @@ import Testing
                 "xen 3 \(Self.abc.dropLast()) a\n",
                 .manifestMalformed(line: 1, "digest is not 64 hex digits")
             ),
-            ("xen 3 \(Self.abc) a b\n", .manifestMalformed(line: 1, "more than four fields")),
+            (
+                "xen 3 \(Self.abc) a 1 \(Self.abc) b\n",
+                .manifestMalformed(line: 1, "more than six fields")
+            ),
             (
                 "dom0-kernel 3 \(Self.abc) a\n",
                 .manifestMalformed(line: 1, "the first module must be xen")

@@ -81,3 +81,37 @@ import Testing
         #expect(!verdicts[3].isAcceptable)
     }
 }
+
+@Suite struct UnpackedVerificationTests {
+    @Test func acceptsTheDecompressedFormOfAGzipModule() throws {
+        // The initrd's manifest line carries the digest of "abd" as its
+        // unpacked form: a loader that gunzipped it hands over "abd".
+        let abd = hex(sha256(Array("abd".utf8)))
+        let text = """
+            xen 3 \(ManifestTests.abc) xen-4.17-amd64
+            dom0-kernel 0 \(ManifestTests.empty) vmlinux
+            initrd 40 \(ManifestTests.abc) initrd.gz 3 \(abd)
+            """
+        try withBuffer(text) { raw in
+            let manifest = try Manifest(text: raw)
+            #expect(manifest.entries.at(2)?.unpackedSize == 3)
+            let mods = VerificationTests.modules(3)
+            withMemory(VerificationTests.memoryBytes, at: 0x10_0000) { memory in
+                let v = Verification.check(
+                    index: 2, manifest: manifest, modules: mods, memory: memory)
+                #expect(v == .okUnpacked && v.isAcceptable)
+                var sink = StringSink()
+                Verification.writeReport(
+                    to: &sink, index: 2, verdict: v, manifest: manifest, modules: mods)
+                #expect(
+                    sink.string
+                        == "bootstub: module 2 initrd initrd.gz 3 bytes: sha256 ok (gunzipped by the loader)\n"
+                )
+                // The packed digest still matches "abc" at module 0's place.
+                #expect(
+                    Verification.check(index: 0, manifest: manifest, modules: mods, memory: memory)
+                        == .ok)
+            }
+        }
+    }
+}
