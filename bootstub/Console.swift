@@ -55,11 +55,16 @@ struct Console: TextSink {
         column = 0
         if row < Console.vgaRows - 1 {
             row += 1
-            return
+        } else if let screen = UnsafeMutablePointer<UInt16>(bitPattern: 0xB8000) {
+            let cells = Console.vgaColumns * (Console.vgaRows - 1)
+            screen.update(from: screen + Console.vgaColumns, count: cells)
+            for c in 0..<Console.vgaColumns { screen[cells + c] = 0x0720 }
         }
-        guard let screen = UnsafeMutablePointer<UInt16>(bitPattern: 0xB8000) else { return }
-        let cells = Console.vgaColumns * (Console.vgaRows - 1)
-        screen.update(from: screen + Console.vgaColumns, count: cells)
-        for c in 0..<Console.vgaColumns { screen[cells + c] = 0x0720 }
+        // Move the hardware cursor (CRTC registers 0x0E/0x0F) to the new line.
+        let position = UInt16(row * Console.vgaColumns)
+        outb(0x3D4, 0x0E)
+        outb(0x3D5, UInt8(truncatingIfNeeded: position >> 8))
+        outb(0x3D4, 0x0F)
+        outb(0x3D5, UInt8(truncatingIfNeeded: position))
     }
 }

@@ -4,8 +4,10 @@
 #   grub         multiboot2: a GRUB rescue ISO (grub-mkrescue) with multiboot2/module2
 #   stub-tamper  multiboot1 with one byte of vmlinux flipped: the stub names the
 #                module, prints both digests and halts; Xen never starts
+#   stub-missing multiboot1 without the initramfs: the stub names it and halts
 #   insecure     the same tampered copy with "insecure": loud warning, Xen boots
 #   all          every scenario above (default)
+# Exit status: the number of failed scenarios; each prints PASS or FAIL.
 # Inputs come from bootstub/fetch-test-inputs.sh (cache/); outputs and serial
 # logs go to $BUILD/bootstub-test (BUILD defaults to build).
 set -eu
@@ -142,6 +144,19 @@ scenario_stub_tamper() {
         ! grep -aq "Xen version" "$log"
 }
 
+scenario_stub_missing() {
+    echo "stub-missing: the initramfs module left out"
+    log=$OUT/stub-missing.log
+    run_qemu "$log" "bootstub: halted" "Xen version" \
+        -kernel "$STUB" -initrd "$XEN $(echo "$XEN_ARGS" | sed 's/,/,,/g'),$VMLINUX $DOM0_ARGS" || return 1
+    expected=$(openssl dgst -sha256 -r "$INITRD" | cut -c1-64)
+    expect_line "$log" "bootstub: MISSING module 2 initrd initrd.cpio.gz: the loader passed only 2 modules" &&
+        expect_line "$log" "bootstub:   expected sha256 $expected" &&
+        expect_line "$log" "bootstub:   actual   sha256 none (module absent)" &&
+        expect_line "$log" "bootstub: REFUSING TO BOOT: 1 module(s) failed verification" &&
+        ! grep -aq "Xen version" "$log"
+}
+
 scenario_insecure() {
     echo "insecure: tampered vmlinux, stub command line \"insecure\""
     tampered_copy || return 1
@@ -154,13 +169,14 @@ scenario_insecure() {
 }
 
 failed=0
-scenarios=${*:-stub grub stub-tamper insecure}
-[ "$scenarios" = all ] && scenarios="stub grub stub-tamper insecure"
+scenarios=${*:-all}
+[ "$scenarios" = all ] && scenarios="stub grub stub-tamper stub-missing insecure"
 for s in $scenarios; do
     case $s in
         stub) scenario_stub ;;
         grub) scenario_grub ;;
         stub-tamper) scenario_stub_tamper ;;
+        stub-missing) scenario_stub_missing ;;
         insecure) scenario_insecure ;;
         *) echo "unknown scenario $s"; false ;;
     esac && echo "PASS $s" || { echo "FAIL $s"; failed=$((failed + 1)); }
