@@ -191,11 +191,19 @@ func handOver(
     out.write(hex: UInt64(plan.entry))
     out.write("\n")
 
+    let stubImage = PhysicalRange(start: UInt64(bsImageStart()), end: UInt64(bsImageEnd()))
+    guard !footprint.overlaps(stubImage) else {
+        throw .xenImageInvalid("it would overwrite the stub itself")
+    }
+    guard info.isUsable(footprint) else {
+        throw .xenImageInvalid("its load address is not usable RAM in the memory map")
+    }
+
     // Nothing may be written into the stub itself (code, .bss with the
     // stack and the handoff area) or into Xen's footprint while a module
     // still lies there.
     var reserved = BoundedList<8, PhysicalRange>(filler: PhysicalRange(start: 0, end: 0))
-    reserved.append(PhysicalRange(start: UInt64(bsImageStart()), end: UInt64(bsImageEnd())))
+    reserved.append(stubImage)
     reserved.append(
         PhysicalRange(start: footprint.start & ~0xfff, end: (footprint.end + 0xfff) & ~0xfff))
     let moves = try ModuleRelocation.plan(

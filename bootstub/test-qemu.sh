@@ -40,7 +40,7 @@ run_qemu() {
     rm -f "$log"
     : > "$log"
     timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -machine pc,accel=tcg -cpu Nehalem -m 2048 -smp 1 \
-        -display none -vga std -net none -no-reboot -serial "file:$log" "$@" &
+        -display none -vga std -net none -no-reboot -serial "file:$log" "$@" 2>"$log.stderr" &
     qemu=$!
     start=$(date +%s)
     result=1

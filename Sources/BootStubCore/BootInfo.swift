@@ -90,6 +90,14 @@ public struct BootInfo: Sendable {
         return total
     }
 
+    /// Whether `range` lies entirely inside one usable region of the map.
+    public func isUsable(_ range: PhysicalRange) -> Bool {
+        for i in 0..<memoryMap.count {
+            if let r = memoryMap.at(i), r.isUsable, r.range.contains(range) { return true }
+        }
+        return false
+    }
+
     /// `memoryLowerKiB`/`memoryUpperKiB`, or values derived from the memory
     /// map: the usable region at 0 and the one starting at 1 MiB.
     public var memoryLimitsKiB: (lower: UInt32, upper: UInt32) {

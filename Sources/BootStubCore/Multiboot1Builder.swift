@@ -58,9 +58,12 @@ public struct Multiboot1Builder: TextSink {
 
     /// Terminates the current string and returns its physical address.
     public mutating func endString() -> UInt32 {
+        guard stringCursor < buffer.count else {
+            overflowed = true
+            return physicalAddress + UInt32(stringStart)
+        }
         buffer[stringCursor] = 0
         stringCursor += 1
-        if stringCursor >= buffer.count { overflowed = true }
         return physicalAddress + UInt32(stringStart)
     }
 

@@ -50,6 +50,20 @@ import Testing
         #expect(throws: BootStubError.handoffAreaFull) { _ = try builder.finish() }
     }
 
+    @Test func stringFillingTheBufferExactlyIsReported() throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        var builder = try #require(Multiboot1Builder(buffer: buffer, physicalAddress: 0x10_0000))
+        // Strings start at 1792; 2303 bytes plus the NUL fill the buffer.
+        builder.beginString()
+        for _ in 0..<2303 { builder.write("y") }
+        builder.setCommandLine(builder.endString())
+        #expect(throws: Never.self) { _ = try builder.finish() }
+        builder.beginString()
+        builder.setLoaderName(builder.endString())
+        #expect(throws: BootStubError.handoffAreaFull) { _ = try builder.finish() }
+    }
+
     @Test func rejectsSmallBuffers() {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
         defer { buffer.deallocate() }

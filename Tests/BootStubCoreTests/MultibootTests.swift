@@ -253,6 +253,15 @@ import Testing
         }
     }
 
+    @Test func usableRanges() throws {
+        try withMemory(Self.grubStyleInfo(), at: 0x1_0000) { memory in
+            let info = try Multiboot2.parse(at: 0x1_0000, memory: memory)
+            #expect(info.isUsable(PhysicalRange(start: 0x20_0000, end: 0x5a_7000)))
+            #expect(!info.isUsable(PhysicalRange(start: 0xf_8000, end: 0x10_8000)))
+            #expect(!info.isUsable(PhysicalRange(start: 0x7fff_0000, end: 0x8000_1000)))
+        }
+    }
+
     @Test func memoryLimitsFallBackToTheMap() throws {
         try withMemory(Self.grubStyleInfo(), at: 0x1_0000) { memory in
             var info = try Multiboot2.parse(at: 0x1_0000, memory: memory)
