@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
 
         // MARK: daemons and programs
-        .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
+        .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", "XenStore", systemPackage]),
 
         // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
         .target(name: "BootStubCore"),
@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
         // MARK: tests
-        .testTarget(name: "InitTests", dependencies: ["Init"]),
+        .testTarget(name: "InitTests", dependencies: ["Init", "InMemoryXenStore"]),
         .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
         .testTarget(
             name: "XenStoreTests",

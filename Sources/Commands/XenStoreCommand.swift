@@ -1,5 +1,5 @@
 import ArgumentParser
-import Dispatch
+import LinuxSystem
 import Synchronization
 import XenStore
 
@@ -232,21 +232,4 @@ private func checkPath(_ path: String, allowSpecial: Bool = false) throws {
 @Sendable private func standardOutput(_ line: String) {
     print(line)
     fflush(nil)
-}
-
-/// Runs async work from a synchronous ArgumentParser `run()`, blocking the
-/// calling thread (not one of Swift's cooperative threads) until it ends.
-private func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-    let done = DispatchSemaphore(value: 0)
-    let outcome = Mutex<Result<Void, any Error>>(.success(()))
-    Task {
-        do {
-            try await body()
-        } catch {
-            outcome.withLock { $0 = .failure(error) }
-        }
-        done.signal()
-    }
-    done.wait()
-    try outcome.withLock { $0 }.get()
 }
