@@ -18,11 +18,43 @@ let package = Package(
         // MARK: C shims and system libraries
         .target(name: "CLinux"),
 
+        // MARK: Xen plumbing (XenBus, XenDevices, CXen)
+        .systemLibrary(
+            name: "CXen",
+            pkgConfig: "xencontrol",
+            providers: [.apt(["libxen-dev"])]
+        ),
+
         // MARK: OS wrappers
         .target(
             name: "LinuxSystem",
             dependencies: [
                 "CLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
+        // MARK: Xen plumbing: pure protocol code, Linux devices, test fakes
+        .target(
+            name: "XenBus",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "XenDevices",
+            dependencies: [
+                "XenBus",
+                "CXen",
+                "LinuxSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "XenBusTesting",
+            dependencies: [
+                "XenBus",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -39,6 +71,13 @@ let package = Package(
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
         // MARK: tests
+
+        // Xen's own io/ring.h macros, compiled, for byte-for-byte ring checks.
+        .target(name: "CRingReference", path: "Tests/CRingReference"),
+        .testTarget(
+            name: "XenBusTests",
+            dependencies: ["XenBus", "XenBusTesting", "CRingReference"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
