@@ -28,26 +28,39 @@ struct FakeGrantTableTests {
             ])
     }
 
-    @Test("refs never granted, another domain's refs and writable maps of read-only grants are refused")
+    @Test(
+        "refs never granted, another domain's refs and writable maps of read-only grants are refused"
+    )
     func refusals() throws {
         let table = FakeGrantTable()
         let readOnly = table.grant(from: guest, pages: 1, writable: false)
         let other = table.grant(from: DomainID(6), pages: 1, writable: true)
         let ref = readOnly.refs[0]
 
-        #expect(throws: XenBusError.grantRefused(domain: guest, ref: GrantRef(9999), status: .badGrantRef)) {
+        #expect(
+            throws: XenBusError.grantRefused(
+                domain: guest, ref: GrantRef(9999), status: .badGrantRef)
+        ) {
             _ = try table.map(domain: guest, ref: GrantRef(9999), writable: false)
         }
-        #expect(throws: XenBusError.grantRefused(domain: guest, ref: other.refs[0], status: .badGrantRef)) {
+        #expect(
+            throws: XenBusError.grantRefused(
+                domain: guest, ref: other.refs[0], status: .badGrantRef)
+        ) {
             _ = try table.map(domain: guest, ref: other.refs[0], writable: false)
         }
-        #expect(throws: XenBusError.grantRefused(domain: guest, ref: ref, status: .permissionDenied)) {
+        #expect(
+            throws: XenBusError.grantRefused(domain: guest, ref: ref, status: .permissionDenied)
+        ) {
             _ = try table.map(domain: guest, ref: ref, writable: true)
         }
         let mapping = try table.map(domain: guest, ref: ref, writable: false)
         #expect(throws: XenBusError.mappingReadOnly) { _ = try mapping.writableBytes() }
-        #expect(table.operations.filter { if case .mapRefused = $0 { true } else { false } }.count == 3)
-        #expect(throws: XenBusError.self) { _ = try table.map(domain: guest, refs: [], writable: false) }
+        #expect(
+            table.operations.filter { if case .mapRefused = $0 { true } else { false } }.count == 3)
+        #expect(throws: XenBusError.self) {
+            _ = try table.map(domain: guest, refs: [], writable: false)
+        }
     }
 
     @Test("multi-page maps need consecutive pages of one grant, in order")
@@ -85,19 +98,35 @@ struct FakeGrantTableTests {
 
         let segments = [
             // guest → local: 8 bytes from offset 100 of the read-only page
-            GrantCopySegment(.fromGuest, domain: guest, ref: readOnly.refs[0], offset: 100, length: 8, localOffset: 0),
+            GrantCopySegment(
+                .fromGuest, domain: guest, ref: readOnly.refs[0], offset: 100, length: 8,
+                localOffset: 0),
             // local → guest: 16 bytes to offset 4080 (last bytes of the page)
-            GrantCopySegment(.toGuest, domain: guest, ref: writable.refs[0], offset: 4080, length: 16, localOffset: 2048),
+            GrantCopySegment(
+                .toGuest, domain: guest, ref: writable.refs[0], offset: 4080, length: 16,
+                localOffset: 2048),
             // crosses the guest page
-            GrantCopySegment(.fromGuest, domain: guest, ref: readOnly.refs[0], offset: 4090, length: 8, localOffset: 0),
+            GrantCopySegment(
+                .fromGuest, domain: guest, ref: readOnly.refs[0], offset: 4090, length: 8,
+                localOffset: 0),
             // outside the local buffer
-            GrantCopySegment(.fromGuest, domain: guest, ref: readOnly.refs[0], offset: 0, length: 8, localOffset: 4092),
-            GrantCopySegment(.fromGuest, domain: guest, ref: readOnly.refs[0], offset: 0, length: 8, localOffset: -1),
+            GrantCopySegment(
+                .fromGuest, domain: guest, ref: readOnly.refs[0], offset: 0, length: 8,
+                localOffset: 4092),
+            GrantCopySegment(
+                .fromGuest, domain: guest, ref: readOnly.refs[0], offset: 0, length: 8,
+                localOffset: -1),
             // writing into a read-only grant
-            GrantCopySegment(.toGuest, domain: guest, ref: readOnly.refs[0], offset: 0, length: 8, localOffset: 0),
+            GrantCopySegment(
+                .toGuest, domain: guest, ref: readOnly.refs[0], offset: 0, length: 8, localOffset: 0
+            ),
             // a ref never granted, and a ref of another domain
-            GrantCopySegment(.fromGuest, domain: guest, ref: GrantRef(77_777), offset: 0, length: 8, localOffset: 0),
-            GrantCopySegment(.fromGuest, domain: DomainID(9), ref: readOnly.refs[0], offset: 0, length: 8, localOffset: 0),
+            GrantCopySegment(
+                .fromGuest, domain: guest, ref: GrantRef(77_777), offset: 0, length: 8,
+                localOffset: 0),
+            GrantCopySegment(
+                .fromGuest, domain: DomainID(9), ref: readOnly.refs[0], offset: 0, length: 8,
+                localOffset: 0),
         ]
         let statuses = try table.copy(segments, local: local.bytes)
         #expect(
@@ -172,10 +201,12 @@ struct FakeEventChannelTests {
         let backendChannel = try hub.open(domain: backend)
         let offeredToSomeoneElse = try guestChannel.allocateUnbound(remoteDomain: DomainID(7))
         #expect(throws: XenBusError.self) {
-            _ = try backendChannel.bindInterdomain(remoteDomain: guest, remotePort: offeredToSomeoneElse)
+            _ = try backendChannel.bindInterdomain(
+                remoteDomain: guest, remotePort: offeredToSomeoneElse)
         }
         #expect(throws: XenBusError.self) {
-            _ = try backendChannel.bindInterdomain(remoteDomain: guest, remotePort: EventChannelPort(999_999))
+            _ = try backendChannel.bindInterdomain(
+                remoteDomain: guest, remotePort: EventChannelPort(999_999))
         }
         #expect(throws: XenBusError.self) { try backendChannel.notify(EventChannelPort(42)) }
         #expect(throws: XenBusError.self) { try backendChannel.unmask(EventChannelPort(42)) }
