@@ -35,6 +35,7 @@ final class RecordingDriver: BackendDeviceDriver {
     let channel: FakeEventChannel
     let log = Mutex<[String]>([])
     private let last = Mutex(WeakConnection())
+    private let lastContext = Mutex<BackendDeviceContext?>(nil)
 
     init(
         deviceType: String = "vbd", trigger: FrontendConnectTrigger = .initialisedOrConnected,
@@ -59,6 +60,7 @@ final class RecordingDriver: BackendDeviceDriver {
 
     func connect(_ device: BackendDeviceContext) async throws -> BackendConnectResult<Connection> {
         log.withLock { $0.append("connect") }
+        lastContext.withLock { $0 = device }
         let ring = try await device.frontendRing(maxPageOrder: 2)
         let port = try await device.frontendEventChannel()
         let abi = try await device.frontendProtocol()
@@ -72,6 +74,11 @@ final class RecordingDriver: BackendDeviceDriver {
         return BackendConnectResult(
             connection: connection,
             publish: [BackendNode("sectors", "2048"), BackendNode("sector-size", "512")])
+    }
+
+    /// Reports a fault the way a data-path worker would.
+    func reportLastFault(_ error: XenBusError) {
+        lastContext.withLock { $0 }?.reportFault(error)
     }
 
     func disconnect(_ device: BackendDeviceContext, _ connection: Connection) async {
