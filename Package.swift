@@ -78,6 +78,7 @@ let package = Package(
             name: "XenBusTests",
             dependencies: ["XenBus", "XenBusTesting", "CRingReference"]
         ),
+        .testTarget(name: "XenDevicesTests", dependencies: ["XenDevices", "XenBus", "CXen"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -109,7 +109,11 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         lastError = error
         logger.error("\(error.isGuestFault ? "guest fault" : "error"): \(error)")
         await disconnect()
-        guard await backendExists() else { return }
+        guard await backendExists() else {
+            // Being removed: nothing to tell the frontend, but say where we are.
+            phase = .closing
+            return
+        }
         do throws(XenBusError) {
             try await storeWrite(store, "\(errorPath)/error", error.fatalText)
         } catch {
@@ -168,7 +172,11 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         case .vanish:
             logger.info("frontend vanished")
             await disconnect()
-            if await backendExists() { await switchState(.closed) }
+            if await backendExists() {
+                await switchState(.closed)
+            } else {
+                phase = .closed
+            }
             isRetired = true
         case .fail(let error):
             await fail(error)
