@@ -2,9 +2,10 @@ import Testing
 import XenBus
 import XenBusTesting
 
-/// Polls `condition` until it holds or `seconds` pass.
+/// Polls `condition` until it holds or `seconds` pass (generous: the test
+/// process runs suites in parallel on two cores).
 func eventually(
-    _ seconds: Double = 5, _ condition: () async -> Bool
+    _ seconds: Double = 30, _ condition: () async -> Bool
 ) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {

@@ -312,7 +312,7 @@ func runDifferential<K: RingKind>(
                 results[index] == results[0],
                 "step \(step) op \(op): \(pairs[index].name) differs from C/C")
             try #require(
-                pairs[index].buffer.array == pairs[0].buffer.array,
+                pairs[index].buffer.sameBytes(as: pairs[0].buffer),
                 "step \(step) op \(op): \(pairs[index].name) bytes differ from C/C")
         }
     }

@@ -1,3 +1,4 @@
+import Glibc
 import XenBus
 
 /// The C reference's `struct cref_test_request` (24 bytes, align 8).
@@ -176,6 +177,12 @@ final class PageBuffer {
     deinit { bytes.deallocate() }
 
     var array: [UInt8] { Array(bytes) }
+
+    /// Byte-for-byte equality with another buffer of the same size.
+    func sameBytes(as other: PageBuffer) -> Bool {
+        bytes.count == other.bytes.count
+            && memcmp(bytes.baseAddress!, other.bytes.baseAddress!, bytes.count) == 0
+    }
 
     func load(_ offset: Int) -> UInt32 { bytes.load(fromByteOffset: offset, as: UInt32.self) }
 
