@@ -69,7 +69,8 @@ struct BackendBusTests {
         #expect(await eventually { await bus.status().count == 2 })
         #expect(grants.liveMappings == 0)
         #expect(driver.calls.filter { $0 == "disconnect" }.count == 1)
-        #expect(await eventually { store.watchCount == watchesBefore - 1 }, "frontend watch removed")
+        #expect(
+            await eventually { store.watchCount == watchesBefore - 1 }, "frontend watch removed")
         #expect(store.value("\(first.backendPath)/state") == nil, "nothing written back")
 
         // A whole domain directory goes.

@@ -5,7 +5,9 @@ import XenBusTesting
 
 /// Faults reported through a device context.
 final class FaultLog: Sendable {
-    let errors = Mutex<[XenBusError]>([])
+    let faults = Mutex<[BackendFault]>([])
+
+    var all: [BackendFault] { faults.withLock { $0 } }
 }
 
 /// One device with a guest, a store, grants and event channels, driven step
@@ -31,7 +33,7 @@ final class DeviceHarness {
         device = BackendDevice(
             driver: driver, store: store, homePath: layout.backendHome,
             key: BackendDeviceKey(frontendDomain: layout.frontendDomain, deviceID: layout.deviceID),
-            faultSink: { error in faults.errors.withLock { $0.append(error) } })
+            faultSink: { fault in faults.faults.withLock { $0.append(fault) } })
     }
 
     func backend(_ node: String) -> String? { store.value("\(layout.backendPath)/\(node)") }
@@ -190,6 +192,33 @@ struct BackendDeviceTests {
         h.guest.setState(.connected)
         await h.device.frontendChanged()
         #expect(h.state == "4")
+    }
+
+    @Test("faults of an old connection are ignored; of the live one, fatal")
+    func staleFaults() async throws {
+        let h = try DeviceHarness()
+        await h.device.start()
+        try await h.guestConnects()
+        h.driver.reportLastFault(.guestProtocol("first connection"))
+        let stale = try #require(h.faults.all.first)
+        #expect(stale.connectionID == 1)
+        // Reconnect, then the old worker's fault arrives late.
+        h.guest.setState(.closed)
+        await h.device.frontendChanged()
+        h.guest.setState(.initialising)
+        await h.device.frontendChanged()
+        try await h.guestConnects()
+        #expect(h.state == "4")
+        await h.device.handle(stale)
+        #expect(h.state == "4")
+        #expect(h.device.lastError == nil)
+        h.driver.reportLastFault(.guestProtocol("second connection"))
+        let live = try #require(h.faults.all.last)
+        #expect(live.connectionID == 2)
+        await h.device.handle(live)
+        #expect(h.state == "5")
+        #expect(h.errorText == "22 guest protocol violation: second connection")
+        #expect(h.nothingLeaked)
     }
 
     @Test("a data-path fault closes the device with an error node")

@@ -175,8 +175,8 @@ public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
                 }
             case .frontendChanged:
                 await device.frontendChanged()
-            case .fault(let error):
-                await device.fail(error)
+            case .fault(let fault):
+                await device.handle(fault)
             case .remove:
                 await device.remove()
                 break loop
@@ -212,7 +212,7 @@ public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
 enum DeviceEvent: Sendable {
     case start
     case frontendChanged
-    case fault(XenBusError)
+    case fault(BackendFault)
     case remove
     case shutdown
 }

@@ -29,18 +29,20 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
 
     private let driver: Driver
     private let store: any XenBusStore
-    private let faultSink: @Sendable (XenBusError) -> Void
+    private let faultSink: @Sendable (BackendFault) -> Void
     private var context: BackendDeviceContext?
-    private var connection: Driver.Connection?
+    private var connection: (live: Driver.Connection, context: BackendDeviceContext)?
+    private var connectionCount: UInt64 = 0
     private var logger: Logger
 
     /// - Parameters:
     ///   - homePath: the backend domain's home, e.g. `/local/domain/0`.
     ///   - faultSink: where ``BackendDeviceContext/reportFault(_:)`` goes;
-    ///     the owner must turn it into a call of ``fail(_:)``.
+    ///     the owner must hand each fault back to ``handle(_:)`` in order
+    ///     with the other events.
     public init(
         driver: Driver, store: any XenBusStore, homePath: String, key: BackendDeviceKey,
-        faultSink: @escaping @Sendable (XenBusError) -> Void,
+        faultSink: @escaping @Sendable (BackendFault) -> Void,
         logger: Logger = Logger(label: "xenbus")
     ) {
         self.driver = driver
@@ -101,6 +103,17 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         logger.debug(
             "frontend \(observation), backend \(phase): \(step)")
         await perform(step)
+    }
+
+    /// A fault the data path reported: fatal if it comes from the live
+    /// connection, ignored if that connection is already gone (a worker
+    /// stopping during disconnect may still report).
+    public func handle(_ fault: BackendFault) async {
+        guard let connection, connection.context.connectionID == fault.connectionID else {
+            logger.debug("ignoring fault of an old connection: \(fault.error)")
+            return
+        }
+        await fail(fault.error)
     }
 
     /// `xenbus_dev_fatal`: disconnects, writes `"<errno> <text>"` to the
@@ -187,14 +200,16 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         guard let context else { return }
         // Enforce the precondition before acquiring anything new.
         await disconnect()
+        connectionCount += 1
+        let connectionContext = context.forConnection(connectionCount)
         let result: BackendConnectResult<Driver.Connection>
         do {
-            result = try await driver.connect(context)
+            result = try await driver.connect(connectionContext)
         } catch {
             await fail(XenBusError(driverError: error))
             return
         }
-        connection = result.connection
+        connection = (result.connection, connectionContext)
         do throws(XenBusError) {
             try await publish(result.publish)
         } catch {
@@ -212,9 +227,9 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
     }
 
     private func disconnect() async {
-        guard let live = connection, let context else { return }
+        guard let (live, connectionContext) = connection else { return }
         connection = nil
-        await driver.disconnect(context, live)
+        await driver.disconnect(connectionContext, live)
     }
 
     private func publish(_ nodes: [BackendNode]) async throws(XenBusError) {

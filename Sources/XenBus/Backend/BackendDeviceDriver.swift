@@ -111,6 +111,19 @@ public struct FrontendRing: Sendable, Equatable {
     }
 }
 
+/// A fault a data path reported for one connection of a device.
+public struct BackendFault: Sendable, Equatable {
+    public var error: XenBusError
+    /// Which connection reported it (``BackendDeviceContext/connectionID``);
+    /// faults of a connection that is already gone are ignored.
+    public var connectionID: UInt64
+
+    public init(error: XenBusError, connectionID: UInt64) {
+        self.error = error
+        self.connectionID = connectionID
+    }
+}
+
 /// One device as its driver sees it: where it lives in the store and
 /// strict readers for the values the guest or the toolstack wrote.
 public struct BackendDeviceContext: Sendable {
@@ -122,19 +135,30 @@ public struct BackendDeviceContext: Sendable {
     public let backendPath: String
     /// The frontend directory named by the backend's `frontend` node.
     public let frontendPath: String
-    private let faultSink: @Sendable (XenBusError) -> Void
+    /// Counts connects of this device: the context given to `connect` and
+    /// `disconnect` carries the connection's number (0 outside a connection).
+    public let connectionID: UInt64
+    private let faultSink: @Sendable (BackendFault) -> Void
 
     public init(
         store: any XenBusStore, deviceType: String, key: BackendDeviceKey,
-        backendPath: String, frontendPath: String,
-        faultSink: @escaping @Sendable (XenBusError) -> Void
+        backendPath: String, frontendPath: String, connectionID: UInt64 = 0,
+        faultSink: @escaping @Sendable (BackendFault) -> Void
     ) {
         self.store = store
         self.deviceType = deviceType
         self.key = key
         self.backendPath = backendPath
         self.frontendPath = frontendPath
+        self.connectionID = connectionID
         self.faultSink = faultSink
+    }
+
+    /// The same device, for connection number `id`.
+    public func forConnection(_ id: UInt64) -> BackendDeviceContext {
+        BackendDeviceContext(
+            store: store, deviceType: deviceType, key: key, backendPath: backendPath,
+            frontendPath: frontendPath, connectionID: id, faultSink: faultSink)
     }
 
     /// The guest domain.
@@ -142,9 +166,10 @@ public struct BackendDeviceContext: Sendable {
 
     /// Tells the device's state machine that the data path found a fault
     /// (e.g. a ring guest fault): it disconnects, writes the error node and
-    /// switches to Closing. Safe to call from any thread.
+    /// switches to Closing, unless this context's connection is already
+    /// gone. Safe to call from any thread.
     public func reportFault(_ error: XenBusError) {
-        faultSink(error)
+        faultSink(BackendFault(error: error, connectionID: connectionID))
     }
 
     // MARK: backend nodes (written by the toolstack)
