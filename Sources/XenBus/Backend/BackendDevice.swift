@@ -100,8 +100,7 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         let step = BackendLifecycle.step(
             backend: phase, frontend: observation, trigger: driver.connectTrigger,
             frontendStatePath: statePath)
-        logger.debug(
-            "frontend \(observation), backend \(phase): \(step)")
+        logger.debug("frontend \(observation), backend \(phase): \(step)")
         await perform(step)
     }
 
@@ -218,11 +217,10 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         }
         await switchState(.connected)
         guard phase == .connected else { return }
-        if lastError != nil {
-            // A stale error from an earlier cycle would mislead the admin.
-            lastError = nil
-            try? await storeRemove(store, errorPath)
-        }
+        // An error node from an earlier cycle (or an earlier run of this
+        // backend) would mislead the admin now that the device works.
+        lastError = nil
+        try? await storeRemove(store, errorPath)
         logger.info("connected")
     }
 
