@@ -19,6 +19,7 @@ let package = Package(
     targets: [
         // MARK: C shims and system libraries
         .target(name: "CLinux"),
+        .systemLibrary(name: "CXen", pkgConfig: "xencontrol", providers: [.apt(["libxen-dev"])]),
         .systemLibrary(
             name: "CNetlink",
             pkgConfig: "libnl-route-3.0",
@@ -35,6 +36,13 @@ let package = Package(
 
         // MARK: pure protocol and format code, with their I/O
         .target(name: "XenStore", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
+        .target(
+            name: "XenBus",
+            dependencies: [systemPackage, .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "XenDevices",
+            dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
         .target(name: "DomainConfig", dependencies: [systemPackage]),
         .target(
             name: "NetConf",
@@ -43,6 +51,9 @@ let package = Package(
 
         // MARK: test support (never linked into the executable)
         .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
+        .target(name: "XenBusTesting", dependencies: ["XenBus", systemPackage]),
+        // Xen's own io/ring.h macros, compiled, for byte-for-byte ring checks.
+        .target(name: "CRingReference", path: "Tests/CRingReference"),
 
         // MARK: daemons and programs
         .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", "XenStore", systemPackage]),
@@ -69,6 +80,14 @@ let package = Package(
             dependencies: ["XenStore", "InMemoryXenStore", "Commands"]
         ),
         .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux"]),
+        .testTarget(
+            name: "XenBusTests",
+            dependencies: ["XenBus", "XenBusTesting", "CRingReference"]
+        ),
+        .testTarget(
+            name: "XenDevicesTests",
+            dependencies: ["XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen"]
+        ),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
     ],
     swiftLanguageModes: [.v6]
