@@ -160,6 +160,7 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         let stopping = supervisor.beginShutdown()
         #expect(stopping.map(\.name) == ["b", "a"])
         #expect(stopping.map(\.pid) == [2, 1])
+        #expect(stopping.map(\.spec.stopSignal) == [15, 15])
         #expect(supervisor.reap(pid: 2, status: .signaled(15), now: .seconds(1)) == [])
         #expect(supervisor.service(named: "b")?.phase == .stopped)
         #expect(supervisor.service(named: "c")?.phase == .stopped)
