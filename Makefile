@@ -6,6 +6,7 @@
 #   make run     boot the ISO in QEMU with its serial console here
 #   make test    every test: unit, host integration, and the QEMU smoke test
 #   make smoke   the QEMU smoke scenarios (ONLY=name selects one)
+#   make bench   our toolstack and backends against the reference, as ratios
 #   make clean   remove build outputs (keeps downloaded packages)
 
 BUILD ?= build
@@ -53,7 +54,7 @@ STUB_DOM0_KERNEL := $(BUILD)/vmlinux
 STUB_INITRD := $(BUILD)/initrd
 include bootstub/bootstub.mk
 
-.PHONY: all deps image iso run test unit smoke clean distclean FORCE
+.PHONY: all deps image iso run test unit smoke bench clean distclean FORCE
 .DELETE_ON_ERROR:
 
 all: image
@@ -170,6 +171,37 @@ $(ISO): $(IMAGE_FILES) $(BUILD)/iso/boot/grub/grub.cfg
 	@echo "size proxenos.iso $$(stat -c %s $@)"
 
 iso: $(ISO)
+
+# ---------------------------------------------------------------- bench
+
+# The bench image: the default image plus Debian's xl (the reference), booted
+# by GRUB's direct entry (the stub's manifest names the default initrd).
+BENCH_ISO := $(BUILD)/bench.iso
+
+$(BUILD)/bench.cpio.zst: initramfs/bench.list image/mkinitramfs.py $(XENROOT)/.unpacked
+	$(MKINITRAMFS) initramfs/bench.list $(BUILD)/bench.cpio
+	zstd -q -f -19 -T0 --rm $(BUILD)/bench.cpio -o $@
+
+$(BUILD)/bench-iso/boot/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst $(BUILD)/bench.cpio.zst
+	@mkdir -p $(dir $@)
+	cat $^ > $@
+
+$(BENCH_ISO): $(BUILD)/bench-iso/boot/initrd $(BUILD)/xen.gz $(BUILD)/vmlinux image/grub.cfg.in
+	@mkdir -p $(BUILD)/bench-iso/boot/grub
+	cp $(BUILD)/xen.gz $(BUILD)/vmlinux $(BUILD)/bench-iso/boot/
+	sed -e 's|@XEN_CMDLINE@|$(strip $(XEN_CMDLINE))|' \
+	    -e 's|@DOM0_CMDLINE@|$(strip $(DOM0_CMDLINE))|' \
+	    -e 's|@GRUB_TIMEOUT@|0|' -e 's|^set default=0|set default=1|' \
+	    image/grub.cfg.in > $(BUILD)/bench-iso/boot/grub/grub.cfg
+	grub-mkrescue -o $@ $(BUILD)/bench-iso > $(BUILD)/grub-mkrescue-bench.log 2>&1 \
+		|| { cat $(BUILD)/grub-mkrescue-bench.log; exit 1; }
+
+# Ratios of ours against the reference (kernel backends, Debian's xl), all
+# measured in one QEMU run; ONLY=name selects a scenario.
+bench: deps
+	$(MAKE) $(BENCH_ISO)
+	python3 Tests/bench/bench.py --iso $(BENCH_ISO) --build $(BUILD) \
+		--qemu "$(QEMU) $(QEMU_FLAGS)" $(if $(ONLY),--only $(ONLY))
 
 # ---------------------------------------------------------------- run and test
 
