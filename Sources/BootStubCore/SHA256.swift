@@ -1,7 +1,7 @@
 // SHA-256 (FIPS 180-4) without heap or Foundation, so the stub can check
-// modules before anything else runs. Written for throughput under QEMU TCG:
-// wrapping arithmetic, one 64-word schedule on the stack, blocks read
-// straight from the input.
+// modules before anything else runs. Written for throughput under QEMU TCG
+// (see `compress`): wrapping arithmetic, a 16-word schedule window on the
+// stack, blocks read straight from the input.
 
 /// A SHA-256 digest: eight 32-bit words, most significant first.
 public struct SHA256Digest: Equatable, Sendable {
@@ -152,34 +152,69 @@ public struct SHA256: Sendable {
 
     /// One round (FIPS 180-4 §6.2.2 step 3) with the caller renaming the
     /// working variables: `d` receives the new e, `h` the new a.
+    /// Σ1(e) = ROTR6(e ^ ROTR5(e ^ ROTR14(e))) and Σ0(a) = ROTR2(a ^
+    /// ROTR11(a ^ ROTR9(a))) need fewer register copies than three separate
+    /// rotations.
     @inline(__always)
     private static func round(
         _ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
         _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32
     ) {
-        let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+        let s1 = rotr(rotr(rotr(e, 14) ^ e, 5) ^ e, 6)
         let ch = g ^ (e & (f ^ g))
         let t1 = h &+ s1 &+ ch &+ kw
-        let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+        let s0 = rotr(rotr(rotr(a, 9) ^ a, 11) ^ a, 2)
         let maj = (a & b) | (c & (a | b))
         d &+= t1
         h = t1 &+ s0 &+ maj
     }
 
+    /// Message schedule word `t` (FIPS 180-4 §6.2.2 step 1) kept in a
+    /// 16-word window: rounds 16…63 overwrite the word 16 rounds old in
+    /// place. With `t` a literal after inlining, every index is a constant.
+    @inline(__always)
+    private static func word(_ w: inout InlineArray<16, UInt32>, _ t: Int) -> UInt32 {
+        if t < 16 { return w[t] }
+        let w15 = w[(t &- 15) & 15]
+        let w2 = w[(t &- 2) & 15]
+        let s0 = rotr(rotr(w15, 11) ^ w15, 7) ^ (w15 &>> 3)
+        let s1 = rotr(rotr(w2, 2) ^ w2, 17) ^ (w2 &>> 10)
+        let v = w[t & 15] &+ s0 &+ w[(t &- 7) & 15] &+ s1
+        w[t & 15] = v
+        return v
+    }
+
+    /// Rounds `t`…`t`+7 with the working variables renamed instead of
+    /// shifted (eight renamings bring them back to their places).
+    @inline(__always)
+    private static func eightRounds(
+        _ a: inout UInt32, _ b: inout UInt32, _ c: inout UInt32, _ d: inout UInt32,
+        _ e: inout UInt32, _ f: inout UInt32, _ g: inout UInt32, _ h: inout UInt32,
+        _ w: inout InlineArray<16, UInt32>, _ t: Int
+    ) {
+        let k = sha256RoundConstants
+        round(a, b, c, &d, e, f, g, &h, k[t] &+ word(&w, t))
+        round(h, a, b, &c, d, e, f, &g, k[t &+ 1] &+ word(&w, t &+ 1))
+        round(g, h, a, &b, c, d, e, &f, k[t &+ 2] &+ word(&w, t &+ 2))
+        round(f, g, h, &a, b, c, d, &e, k[t &+ 3] &+ word(&w, t &+ 3))
+        round(e, f, g, &h, a, b, c, &d, k[t &+ 4] &+ word(&w, t &+ 4))
+        round(d, e, f, &g, h, a, b, &c, k[t &+ 5] &+ word(&w, t &+ 5))
+        round(c, d, e, &f, g, h, a, &b, k[t &+ 6] &+ word(&w, t &+ 6))
+        round(b, c, d, &e, f, g, h, &a, k[t &+ 7] &+ word(&w, t &+ 7))
+    }
+
     /// One compression over the 64-byte block at `block`.
+    ///
+    /// Written for QEMU TCG, where every guest memory access costs a
+    /// software TLB lookup: the 64 rounds are unrolled in the source so the
+    /// round constants become immediates and the schedule indices
+    /// constants, and the schedule lives in a 16-word window initialised
+    /// straight from the block (no zero-fill, which i686 does byte by byte
+    /// with `rep stosb`).
     @_optimize(speed)
     private mutating func compress(_ block: UnsafeRawPointer) {
-        let k = sha256RoundConstants
-        var w = InlineArray<64, UInt32>(repeating: 0)
-        for t in 0..<16 {
-            w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: t &* 4, as: UInt32.self))
-        }
-        for t in 16..<64 {
-            let w15 = w[t &- 15]
-            let w2 = w[t &- 2]
-            let s0 = SHA256.rotr(w15, 7) ^ SHA256.rotr(w15, 18) ^ (w15 &>> 3)
-            let s1 = SHA256.rotr(w2, 17) ^ SHA256.rotr(w2, 19) ^ (w2 &>> 10)
-            w[t] = w[t &- 16] &+ s0 &+ w[t &- 7] &+ s1
+        var w = InlineArray<16, UInt32> { i in
+            UInt32(bigEndian: block.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
         }
         var a = state[0]
         var b = state[1]
@@ -189,21 +224,14 @@ public struct SHA256: Sendable {
         var f = state[5]
         var g = state[6]
         var h = state[7]
-        // Eight rounds per iteration with the variables renamed instead of
-        // shifted: i686 has too few registers for the textbook rotation,
-        // and under QEMU TCG every spared move counts.
-        var t = 0
-        while t < 64 {
-            SHA256.round(a, b, c, &d, e, f, g, &h, k[t] &+ w[t])
-            SHA256.round(h, a, b, &c, d, e, f, &g, k[t &+ 1] &+ w[t &+ 1])
-            SHA256.round(g, h, a, &b, c, d, e, &f, k[t &+ 2] &+ w[t &+ 2])
-            SHA256.round(f, g, h, &a, b, c, d, &e, k[t &+ 3] &+ w[t &+ 3])
-            SHA256.round(e, f, g, &h, a, b, c, &d, k[t &+ 4] &+ w[t &+ 4])
-            SHA256.round(d, e, f, &g, h, a, b, &c, k[t &+ 5] &+ w[t &+ 5])
-            SHA256.round(c, d, e, &f, g, h, a, &b, k[t &+ 6] &+ w[t &+ 6])
-            SHA256.round(b, c, d, &e, f, g, h, &a, k[t &+ 7] &+ w[t &+ 7])
-            t &+= 8
-        }
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 0)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 8)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 16)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 24)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 32)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 40)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 48)
+        SHA256.eightRounds(&a, &b, &c, &d, &e, &f, &g, &h, &w, 56)
         state[0] &+= a
         state[1] &+= b
         state[2] &+= c
