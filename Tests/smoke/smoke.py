@@ -124,9 +124,15 @@ class Appliance:
             raise Failure("QEMU still running %d s after poweroff" % timeout)
 
     def kill(self):
+        # SIGTERM, which `timeout` passes on to QEMU: a SIGKILL would end
+        # only `timeout` and leave QEMU running with no deadline.
         if self.alive:
-            self.process.kill()
-            self.process.wait()
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def close(self):
         self.kill()
