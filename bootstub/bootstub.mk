@@ -28,7 +28,18 @@ BOOTSTUB_SWIFTFLAGS := -enable-experimental-feature Embedded -enable-experimenta
 	-Xfrontend -disable-stack-protector -Xfrontend -function-sections \
 	-Xcc -fomit-frame-pointer -target-cpu i686
 
-$(BUILD)/bootstub/BuiltInManifest.swift: bootstub/gen-manifest.sh $(STUB_XEN) $(STUB_DOM0_KERNEL) $(STUB_INITRD)
+# The list of inputs, rewritten only when it changes: the manifest must follow
+# a switch to other files (vmlinux → vmlinux.gz) even when they are older.
+$(BUILD)/bootstub/inputs: bootstub-inputs-changed
+	@mkdir -p $(@D)
+	@echo "$(STUB_XEN) $(STUB_DOM0_KERNEL) $(STUB_INITRD)" > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+.PHONY: bootstub-inputs-changed
+bootstub-inputs-changed:
+
+$(BUILD)/bootstub/BuiltInManifest.swift: bootstub/gen-manifest.sh $(BUILD)/bootstub/inputs \
+		$(STUB_XEN) $(STUB_DOM0_KERNEL) $(STUB_INITRD)
 	@test -n "$(STUB_XEN)" -a -n "$(STUB_DOM0_KERNEL)" || { echo "bootstub: set STUB_XEN and STUB_DOM0_KERNEL" >&2; exit 1; }
 	mkdir -p $(@D)
 	sh bootstub/gen-manifest.sh $(STUB_XEN) $(STUB_DOM0_KERNEL) $(STUB_INITRD) > $@.tmp
