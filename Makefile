@@ -199,9 +199,9 @@ $(BUILD)/bench-iso/boot/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst $(
 	@mkdir -p $(dir $@)
 	cat $^ > $@
 
-$(BENCH_ISO): $(BUILD)/bench-iso/boot/initrd $(BUILD)/xen.gz $(BUILD)/vmlinux image/grub.cfg.in
+$(BENCH_ISO): $(BUILD)/bench-iso/boot/initrd $(BUILD)/xen.gz $(BUILD)/vmlinux.lz4 image/grub.cfg.in
 	@mkdir -p $(BUILD)/bench-iso/boot/grub
-	cp $(BUILD)/xen.gz $(BUILD)/vmlinux $(BUILD)/bench-iso/boot/
+	cp $(BUILD)/xen.gz $(BUILD)/vmlinux.lz4 $(BUILD)/bench-iso/boot/
 	sed -e 's|@XEN_CMDLINE@|$(strip $(XEN_CMDLINE))|' \
 	    -e 's|@DOM0_CMDLINE@|$(strip $(DOM0_CMDLINE))|' \
 	    -e 's|@GRUB_TIMEOUT@|0|' -e 's|^set default=0|set default=1|' \
