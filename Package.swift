@@ -18,6 +18,13 @@ let package = Package(
         // MARK: C shims and system libraries
         .target(name: "CLinux"),
 
+        // MARK: Xen plumbing (XenBus, XenDevices, CXen)
+        .systemLibrary(
+            name: "CXen",
+            pkgConfig: "xencontrol",
+            providers: [.apt(["libxen-dev"])]
+        ),
+
         // MARK: OS wrappers
         .target(
             name: "LinuxSystem",
@@ -44,11 +51,21 @@ let package = Package(
             ]
         ),
 
+        // MARK: toolstack: xend and xm
+        .target(
+            name: "Toolstack",
+            dependencies: [
+                "CXen", "CLinux", "LinuxSystem", "DomainConfig",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: front-ends
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init",
+                "LinuxSystem", "Init", "Toolstack", "DomainConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -58,6 +75,7 @@ let package = Package(
         // MARK: tests
         .testTarget(name: "InitTests", dependencies: ["Init"]),
         .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
+        .testTarget(name: "ToolstackTests", dependencies: ["Toolstack", "DomainConfig"]),
     ],
     swiftLanguageModes: [.v6]
 )
