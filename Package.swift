@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "Toolstack",
             dependencies: [
-                "CXen", "CLinux", "LinuxSystem", "DomainConfig",
+                "CXen", "CLinux", "LinuxSystem", "DomainConfig", "XenStore",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init", "Toolstack", "DomainConfig",
+                "LinuxSystem", "Init", "Toolstack", "DomainConfig", "XenStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,7 +75,10 @@ let package = Package(
         // MARK: tests
         .testTarget(name: "InitTests", dependencies: ["Init"]),
         .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
-        .testTarget(name: "ToolstackTests", dependencies: ["Toolstack", "DomainConfig"]),
+        .testTarget(
+            name: "ToolstackTests",
+            dependencies: ["Toolstack", "DomainConfig", "XenStore", "InMemoryXenStore"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

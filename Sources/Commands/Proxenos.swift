@@ -12,7 +12,7 @@ public struct Proxenos: ParsableCommand {
     /// Every program the executable carries; the command name is also the
     /// argv[0] name it answers to.
     public static let programs: [any ParsableCommand.Type] = [
-        InitCommand.self
+        InitCommand.self, XendCommand.self, XmCommand.self,
     ]
 
     public init() {}

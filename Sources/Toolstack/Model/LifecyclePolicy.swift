@@ -43,8 +43,10 @@ public enum LifecyclePolicy {
     ///   - spec: the domain's config.
     ///   - uptimeSeconds: time since xend last (re)started the domain.
     ///   - saving: xend is saving this domain right now.
+    ///   - minimumRestartSeconds: the restart-loop guard.
     public static func decide(
-        reason: ShutdownReason?, spec: DomainSpec, uptimeSeconds: Int, saving: Bool
+        reason: ShutdownReason?, spec: DomainSpec, uptimeSeconds: Int, saving: Bool,
+        minimumRestartSeconds: Int = minimumRestartSeconds
     ) -> LifecycleDecision {
         if saving { return .ignore }
         guard let action = action(for: reason, in: spec) else {
