@@ -4,6 +4,8 @@
 // and layered: C shims → OS wrappers → pure protocol code → daemons.
 import PackageDescription
 
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+
 let package = Package(
     name: "Proxenos",
     products: [
@@ -17,46 +19,53 @@ let package = Package(
     targets: [
         // MARK: C shims and system libraries
         .target(name: "CLinux"),
-
-        // MARK: Xen plumbing (XenBus, XenDevices, CXen)
+        .systemLibrary(name: "CXen", pkgConfig: "xencontrol", providers: [.apt(["libxen-dev"])]),
         .systemLibrary(
-            name: "CXen",
-            pkgConfig: "xencontrol",
-            providers: [.apt(["libxen-dev"])]
+            name: "CNetlink",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
         ),
 
         // MARK: OS wrappers
+        .target(name: "LinuxSystem", dependencies: ["CLinux", systemPackage]),
+
+        // MARK: pure protocol and format code, with their I/O
+        .target(name: "XenStore", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
         .target(
-            name: "LinuxSystem",
-            dependencies: [
-                "CLinux",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            name: "XenBus",
+            dependencies: [systemPackage, .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "XenDevices",
+            dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
+        .target(name: "DomainConfig", dependencies: [systemPackage]),
+        .target(
+            name: "NetConf",
+            dependencies: ["CNetlink", "CNftables", "LinuxSystem", systemPackage]
         ),
 
-        // MARK: pure protocol and format code
-        .target(
-            name: "DomainConfig",
-            dependencies: [
-                .product(name: "SystemPackage", package: "swift-system")
-            ]
-        ),
+        // MARK: test support (never linked into the executable)
+        .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
+        .target(name: "XenBusTesting", dependencies: ["XenBus", systemPackage]),
+        // Xen's own io/ring.h macros, compiled, for byte-for-byte ring checks.
+        .target(name: "CRingReference", path: "Tests/CRingReference"),
 
         // MARK: daemons and programs
-        .target(
-            name: "Init",
-            dependencies: [
-                "CLinux", "LinuxSystem",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
-        ),
+        .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", "XenStore", systemPackage]),
+
+        // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
+        .target(name: "BootStubCore"),
 
         // MARK: toolstack: xend and xm
         .target(
             name: "Toolstack",
             dependencies: [
-                "CXen", "CLinux", "LinuxSystem", "DomainConfig", "XenStore",
-                .product(name: "SystemPackage", package: "swift-system"),
+                "CXen", "CLinux", "LinuxSystem", "DomainConfig", "XenStore", systemPackage,
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -65,7 +74,7 @@ let package = Package(
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init", "Toolstack", "DomainConfig", "XenStore",
+                "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -73,8 +82,22 @@ let package = Package(
         .executableTarget(name: "proxenos", dependencies: ["Commands"]),
 
         // MARK: tests
-        .testTarget(name: "InitTests", dependencies: ["Init"]),
+        .testTarget(name: "InitTests", dependencies: ["Init", "InMemoryXenStore"]),
         .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
+        .testTarget(
+            name: "XenStoreTests",
+            dependencies: ["XenStore", "InMemoryXenStore", "Commands"]
+        ),
+        .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux"]),
+        .testTarget(
+            name: "XenBusTests",
+            dependencies: ["XenBus", "XenBusTesting", "CRingReference"]
+        ),
+        .testTarget(
+            name: "XenDevicesTests",
+            dependencies: ["XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen"]
+        ),
+        .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
         .testTarget(
             name: "ToolstackTests",
             dependencies: ["Toolstack", "DomainConfig", "XenStore", "InMemoryXenStore"]

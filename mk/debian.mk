@@ -17,5 +17,5 @@ DEBIAN_PACKAGES := \
 # Build and test dependencies `make deps` installs (Debian package names).
 DEBIAN_BUILD_DEPS := \
 	qemu-system-x86 grub-pc-bin grub-common xorriso mtools cpio kmod xz-utils zstd \
-	libxen-dev libnl-3-dev libnl-route-3-dev libpcap-dev libssl-dev \
-	iproute2 binutils pkg-config python3 openssl
+	libxen-dev libnl-3-dev libnl-route-3-dev libnftables-dev libpcap-dev libssl-dev \
+	iproute2 nftables iputils-ping xenstore-utils binutils pkg-config python3 openssl

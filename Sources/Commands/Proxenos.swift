@@ -12,7 +12,11 @@ public struct Proxenos: ParsableCommand {
     /// Every program the executable carries; the command name is also the
     /// argv[0] name it answers to.
     public static let programs: [any ParsableCommand.Type] = [
-        InitCommand.self, XendCommand.self, XmCommand.self,
+        InitCommand.self,
+        XenStoreCommand.self,
+        NetConfCommand.self,
+        XendCommand.self,
+        XmCommand.self,
     ]
 
     public init() {}

@@ -84,7 +84,9 @@ public final class InitProcess {
         configuration.warnings.forEach { Console.say($0) }
         consoleDevice = "/dev/" + (configuration.console ?? Self.activeConsole() ?? "console")
 
+        trace("mounted, command line read")
         loadModules()
+        trace("modules loaded")
         for spec in SystemLayout.xenMounts {
             report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
         }
@@ -99,6 +101,13 @@ public final class InitProcess {
             }
         }
         setHostname()
+        trace("bootstrap done")
+    }
+
+    /// With `proxenos.debug`, the dom0 uptime at each boot stage.
+    private func trace(_ stage: String) {
+        guard configuration.debug else { return }
+        Console.say("[\(Banner.uptime().map(Banner.twoDecimals) ?? "?") s] \(stage)")
     }
 
     /// The tty behind /dev/console: the last entry of the kernel's list.
@@ -234,6 +243,7 @@ public final class InitProcess {
         switch ProcessSpawner.spawn(process) {
         case .success(let pid):
             supervisor.didStart(spec.name, pid: pid, now: now)
+            trace("started \(spec.name) (pid \(pid))")
         case .failure(let error):
             let notices = supervisor.didFailToStart(spec.name, error: "\(error)", now: now)
             notices.forEach { Console.say($0) }
@@ -250,7 +260,9 @@ public final class InitProcess {
                 return service.phase == .gaveUp
             }
             do {
+                trace("\(step.after) ready; running \(step.name)")
                 try step.run()
+                trace("\(step.name) done")
             } catch {
                 Console.say("boot step \(step.name) failed: \(error)")
             }
@@ -281,7 +293,7 @@ public final class InitProcess {
             supervisor.add(
                 ServiceSpec(
                     name: "shell", argv: ["/bin/sh", "-l"], streams: .terminal(consoleDevice),
-                    restart: .forever, stopTimeout: .seconds(1)))
+                    restart: .forever, stopTimeout: .seconds(1), stopSignal: SIGHUP))
         }
     }
 
@@ -336,7 +348,9 @@ public final class InitProcess {
     private func shutDown(_ action: PowerAction) -> Never {
         Console.say("\(action.rawValue): stopping services")
         for service in supervisor.beginShutdown() {
-            stop(pid: service.pid, name: service.name, timeout: service.timeout)
+            stop(
+                pid: service.pid, name: service.name, signal: service.spec.stopSignal,
+                timeout: service.spec.stopTimeout)
         }
         // Whatever is left (sessions, orphans): TERM, a grace period, KILL.
         kill(-1, SIGTERM)
@@ -354,8 +368,8 @@ public final class InitProcess {
         while true { pause() }
     }
 
-    private func stop(pid: Int32, name: String, timeout: Duration) {
-        kill(pid, SIGTERM)
+    private func stop(pid: Int32, name: String, signal: Int32, timeout: Duration) {
+        kill(pid, signal)
         let deadline = now + timeout
         while now < deadline {
             var status: Int32 = 0

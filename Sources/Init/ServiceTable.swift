@@ -21,10 +21,14 @@ public struct ServiceSpec: Sendable, Equatable {
     public var restart: Restart
     /// How long a stop may take before SIGKILL.
     public var stopTimeout: Duration
+    /// The signal that asks the service to stop (an interactive shell
+    /// ignores SIGTERM but ends on SIGHUP, as on a terminal hang-up).
+    public var stopSignal: Int32
 
     public init(
         name: String, argv: [String], streams: StandardStreams, readyPath: String? = nil,
-        restart: Restart = .withBackoff, stopTimeout: Duration = .seconds(5)
+        restart: Restart = .withBackoff, stopTimeout: Duration = .seconds(5),
+        stopSignal: Int32 = 15
     ) {
         self.name = name
         self.argv = argv
@@ -32,6 +36,7 @@ public struct ServiceSpec: Sendable, Equatable {
         self.readyPath = readyPath
         self.restart = restart
         self.stopTimeout = stopTimeout
+        self.stopSignal = stopSignal
     }
 
     public var executable: String { argv.first ?? "" }

@@ -186,14 +186,14 @@ public struct Supervisor: Sendable {
     }
 
     /// Stops all restarts and returns the running services in reverse table
-    /// order, each with its pid and stop timeout.
-    public mutating func beginShutdown() -> [(name: String, pid: Int32, timeout: Duration)] {
+    /// order, each with its pid and spec (stop signal and timeout).
+    public mutating func beginShutdown() -> [(name: String, pid: Int32, spec: ServiceSpec)] {
         isShuttingDown = true
-        var running: [(name: String, pid: Int32, timeout: Duration)] = []
+        var running: [(name: String, pid: Int32, spec: ServiceSpec)] = []
         for index in services.indices.reversed() {
             switch services[index].phase {
             case .running(let pid, _):
-                running.append((services[index].spec.name, pid, services[index].spec.stopTimeout))
+                running.append((services[index].spec.name, pid, services[index].spec))
             default:
                 services[index].phase = .stopped
             }

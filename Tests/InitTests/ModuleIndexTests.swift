@@ -59,7 +59,8 @@ import Testing
     }
 
     @Test func aMalformedTableIsIgnoredNotFatal() {
-        let broken = ModuleIndex(dep: "no colon here\n:\n", alias: "alias onlytwo\nalias", builtin: "")
+        let broken = ModuleIndex(
+            dep: "no colon here\n:\n", alias: "alias onlytwo\nalias", builtin: "")
         #expect(broken.loadOrder(for: ["x"]).unknown == ["x"])
     }
 

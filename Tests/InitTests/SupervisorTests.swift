@@ -71,7 +71,9 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         #expect(supervisor.serviceName(pid: 42) == "a")
         let notices = supervisor.reap(pid: 42, status: .signaled(9), now: .seconds(60))
         #expect(notices?.first?.contains("killed by signal 9 (SIGKILL)") == true)
-        #expect(supervisor.service(named: "a")?.phase == .scheduled(at: .seconds(60) + .milliseconds(250)))
+        #expect(
+            supervisor.service(named: "a")?.phase
+                == .scheduled(at: .seconds(60) + .milliseconds(250)))
         #expect(supervisor.dueStarts(now: .seconds(60), isReady: always).names.isEmpty)
         #expect(
             supervisor.nextWakeup(now: .seconds(60), isReady: always)
@@ -115,7 +117,9 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         supervisor.didStart("a", pid: 3, now: .seconds(4))
         _ = supervisor.reap(pid: 3, status: .exited(0), now: .seconds(100))
         #expect(supervisor.service(named: "a")?.fastFailures == 0)
-        #expect(supervisor.service(named: "a")?.phase == .scheduled(at: .seconds(100) + .milliseconds(250)))
+        #expect(
+            supervisor.service(named: "a")?.phase
+                == .scheduled(at: .seconds(100) + .milliseconds(250)))
     }
 
     @Test func foreverServicesNeverGiveUp() {
@@ -132,7 +136,8 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
     }
 
     @Test func spawnFailuresCountAsFastFailures() {
-        var supervisor = Supervisor(services: [spec("missing")], policy: BackoffPolicy(giveUpAfter: 2))
+        var supervisor = Supervisor(
+            services: [spec("missing")], policy: BackoffPolicy(giveUpAfter: 2))
         _ = supervisor.dueStarts(now: .zero, isReady: always)
         var notices = supervisor.didFailToStart("missing", error: "No such file", now: .zero)
         #expect(notices.first?.contains("could not be started: No such file") == true)
@@ -155,6 +160,7 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         let stopping = supervisor.beginShutdown()
         #expect(stopping.map(\.name) == ["b", "a"])
         #expect(stopping.map(\.pid) == [2, 1])
+        #expect(stopping.map(\.spec.stopSignal) == [15, 15])
         #expect(supervisor.reap(pid: 2, status: .signaled(15), now: .seconds(1)) == [])
         #expect(supervisor.service(named: "b")?.phase == .stopped)
         #expect(supervisor.service(named: "c")?.phase == .stopped)

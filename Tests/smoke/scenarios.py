@@ -40,3 +40,37 @@ def boot(session):
     if after > 5.0:
         raise Failure("%s came back after %.2f s, more than 5 s" % (service, after))
     print("smoke: boot: %s back after %.2f s with pid %s" % (service, after, new))
+
+
+@scenario("xenstore")
+def xenstore(session):
+    """`proxenos xenstore` write/read/ls/rm and a watch that sees a write,
+    against Debian's real xenstored."""
+    vm = session.vm
+    xs = "proxenos xenstore"
+    vm.run("%s write /tool/smoke/greeting 'hello xen'" % xs)
+    _, value = vm.run("%s read /tool/smoke/greeting" % xs)
+    expect_equal("read back", value.strip(), "hello xen")
+    vm.run("%s write /tool/smoke/list/b 2 && %s write /tool/smoke/list/a 1" % (xs, xs))
+    _, listing = vm.run("%s ls /tool/smoke/list" % xs)
+    lines = [l.strip() for l in listing.splitlines() if l.strip()]
+    expect_equal("ls", sorted(lines), ['a = "1"', 'b = "2"'])
+
+    # The watch fires once when set up and once for the write below it.
+    _, out = vm.run(
+        "%s watch --count 2 /tool/smoke/watched > /tmp/watch.out 2>&1 & w=$!; "
+        "i=0; while [ ! -s /tmp/watch.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+        "%s write /tool/smoke/watched/child yes; wait $w; echo status=$?; cat /tmp/watch.out"
+        % (xs, xs), timeout=90)
+    lines = [l.strip() for l in out.splitlines() if l.strip()]
+    if "status=0" not in lines:
+        raise Failure("the watch did not end normally: %r" % out)
+    if "/tool/smoke/watched/child" not in lines:
+        raise Failure("the watch did not see the write: %r" % out)
+
+    vm.run("%s rm /tool/smoke" % xs)
+    status, out = vm.run("%s read /tool/smoke/greeting" % xs, check=False)
+    if status == 0:
+        raise Failure("/tool/smoke/greeting still readable after rm: %r" % out)
+    if "/tool/smoke/greeting" not in out:
+        raise Failure("the error does not name the missing path: %r" % out)

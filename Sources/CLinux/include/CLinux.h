@@ -36,6 +36,9 @@ int clinux_block_all_signals(void);
 /// Unblocks every signal in the calling thread (for a child after fork).
 int clinux_unblock_all_signals(void);
 
+// XenStore module additions.
+#include "CLinuxXenStore.h"
+
 #endif
 
 #ifndef PROXENOS_CLINUX_SIGNALS
