@@ -114,7 +114,8 @@ import XenStore
         #expect(destroyed.count == 1)
         let domid = try #require(destroyed.first)
         #expect(harness.store.value(at: "/local/domain/\(domid)") == nil)
-        #expect(harness.paths(under: "/local/domain/0/backend").isEmpty)
+        #expect(harness.paths(under: "/local/domain/0/backend/vbd/\(domid)").isEmpty)
+        #expect(harness.paths(under: "/local/domain/0/backend/vif/\(domid)").isEmpty)
         #expect(harness.paths(under: "/vm").count <= 1, "no /vm/UUID left")
         #expect(harness.store.value(at: "/proxenos/xend/domain/\(domid)") == nil)
     }
@@ -168,8 +169,9 @@ import XenStore
                 .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
         harness.hypervisor.shutDown(first, reason: .poweroff)
         try await harness.client.releaseDomain(first)  // fires @releaseDomain
-        await eventually("the powered-off domain to go") { harness.hypervisor.domids == [0] }
-        #expect(harness.store.value(at: "/local/domain/\(first)") == nil)
+        await eventually("the powered-off domain and its nodes to go") {
+            harness.hypervisor.domids == [0] && harness.store.value(at: "/local/domain/\(first)") == nil
+        }
 
         // on_crash = restart: a new domain with the same name and UUID.
         let second = try created(
@@ -183,7 +185,9 @@ import XenStore
             return ids.count == 2 && !ids.contains(second)
         }
         let third = try #require(harness.hypervisor.domids.last)
-        #expect(harness.store.value(at: "/local/domain/\(third)/name") == "demo")
+        await eventually("the restarted domain's tree") {
+            harness.store.value(at: "/local/domain/\(third)/name") == "demo"
+        }
         #expect(harness.store.value(at: "/local/domain/\(third)/vm") == uuid)
         #expect(harness.store.value(at: "/local/domain/\(second)") == nil)
     }
@@ -219,7 +223,9 @@ import XenStore
         let renamed = try #require(harness.store.value(at: "/local/domain/\(old)/name"))
         #expect(renamed.hasPrefix("Domain-"))
         let fresh = try #require(harness.hypervisor.domids.last)
-        #expect(harness.store.value(at: "/local/domain/\(fresh)/name") == "phoenix")
+        await eventually("the fresh phoenix's tree") {
+            harness.store.value(at: "/local/domain/\(fresh)/name") == "phoenix"
+        }
         #expect(
             harness.store.value(at: "/local/domain/\(fresh)/vm")
                 != harness.store.value(at: "/local/domain/\(old)/vm"))

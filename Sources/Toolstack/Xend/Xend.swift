@@ -425,10 +425,11 @@ public actor Xend {
                 throw error
             }
         }
+        // The record goes first: the name is free as soon as the domain is.
+        if domains[domid]?.phase == .destroying { domains[domid] = nil }
         var uuid = managed?.uuid
         if uuid == nil { uuid = await storedUUID(domid) }
         await removeNodes(domid: domid, uuid: uuid)
-        if domains[domid]?.phase == .destroying { domains[domid] = nil }
         log.info("\(managed?.spec.name ?? "domain \(domid)") (\(domid)) \(reason)")
     }
 
@@ -454,7 +455,9 @@ public actor Xend {
         guard wait else { return .done }
         let deadline = monotonicSeconds() + Double(timeout)
         while monotonicSeconds() < deadline {
-            if try hypervisor.domain(domid) == nil { return .done }
+            // Gone from Xen and from xend's registry: the name is free again
+            // (a restarted domain has a new id).
+            if try hypervisor.domain(domid) == nil && domains[domid] == nil { return .done }
             try await Task.sleep(for: settings.pollInterval)
         }
         try await destroy(domid, reason: "destroyed: it did not shut down within \(timeout) s")
