@@ -1,4 +1,5 @@
 import ArgumentParser
+import LinuxSystem
 import Logging
 import Toolstack
 import XenStore

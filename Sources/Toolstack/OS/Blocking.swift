@@ -1,5 +1,3 @@
-import Dispatch
-import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -49,32 +47,6 @@ public func offload<T: Sendable>(
         } catch {
             continuation.resume(returning: .failure(error))
         }
-    }
-    return try result.get()
-}
-
-/// Runs async work from synchronous code (a command's `run()`, a C
-/// callback on a private thread) and waits for it. Never call this from a
-/// task on the cooperative pool: the waiting thread would be one the work
-/// may need.
-public func runBlocking<T: Sendable>(
-    _ body: @escaping @Sendable () async throws -> T
-) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    let box = Mutex<Result<T, any Error>?>(nil)
-    Task {
-        let result: Result<T, any Error>
-        do {
-            result = .success(try await body())
-        } catch {
-            result = .failure(error)
-        }
-        box.withLock { $0 = result }
-        done.signal()
-    }
-    done.wait()
-    guard let result = box.withLock({ $0 }) else {
-        throw ToolstackError.malformedMessage("internal: a blocking call ended without a result")
     }
     return try result.get()
 }

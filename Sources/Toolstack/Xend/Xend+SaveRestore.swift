@@ -1,4 +1,5 @@
 import DomainConfig
+import LinuxSystem
 import Synchronization
 import SystemPackage
 import XenStore
