@@ -190,6 +190,17 @@ def lifecycle(session):
                lambda s, o: last_tick_of(o) > before, 180, "ticks after restore")
     print("smoke: lifecycle: xm save %.1f s, xm restore %.1f s" % (saved, restored), flush=True)
 
+    # xend restarts (PID 1 respawns it) and adopts the running guest.
+    domid, _ = list_row(vm, "demo")
+    vm.run("kill -9 $(pidof xend)")
+    wait_until(vm, "xm list demo 2>&1", lambda s, o: s == 0, 120, "xend back after SIGKILL")
+    again, _ = list_row(vm, "demo")
+    if again != domid:
+        raise Failure("after xend's restart demo is domain %d, was %d" % (again, domid))
+    before = last_tick(vm, "demo")
+    wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % "demo"),
+               lambda s, o: last_tick_of(o) > before, 180, "ticks after xend's restart")
+
     t0 = time.monotonic()
     vm.run("xm shutdown -w demo", timeout=600)
     print("smoke: lifecycle: xm shutdown -w %.1f s" % (time.monotonic() - t0), flush=True)

@@ -295,7 +295,10 @@ public final class XenHypervisor: Hypervisor {
         // flags 0: not live; the guest is suspended first, then copied.
         let result = xc_domain_save(
             handle.xch, fd.rawValue, domid, 0, &callbacks, XC_STREAM_PLAIN, -1)
-        try handle.check("saving domain \(domid) (xc_domain_save)", result)
+        // libxenguest explains a failure on stderr (xend's log); its last
+        // error alone is often just "Save failed".
+        try handle.check(
+            "saving domain \(domid) (xc_domain_save; details in /var/log/xen/xend.log)", result)
     }
 
     public func restore(_ domain: CreatedDomain, from fd: FileDescriptor) throws(ToolstackError)
@@ -320,7 +323,9 @@ public final class XenHypervisor: Hypervisor {
         let result = xc_domain_restore(
             xch, fd.rawValue, domain.domid, domain.storePort, &storeMFN, 0, domain.consolePort,
             &consoleMFN, 0, XC_STREAM_PLAIN, &callbacks, -1)
-        try handle.check("restoring into domain \(domain.domid) (xc_domain_restore)", result)
+        try handle.check(
+            "restoring into domain \(domain.domid) (xc_domain_restore; details in "
+                + "/var/log/xen/xend.log)", result)
         return RingPages(storeMFN: UInt64(storeMFN), consoleMFN: UInt64(consoleMFN))
     }
 
