@@ -6,6 +6,7 @@
 #   make run     boot the ISO in QEMU with its serial console here
 #   make test    every test: unit, host integration, and the QEMU smoke test
 #   make smoke   the QEMU smoke scenarios (ONLY=name selects one)
+#   make bench   our toolstack and backends against the reference, as ratios
 #   make clean   remove build outputs (keeps downloaded packages)
 
 BUILD ?= build
@@ -45,9 +46,15 @@ BUSYBOX := $(BUILD)/busybox/bin/busybox
 KVER = $$(ls $(KROOT)/lib/modules)
 
 ISO := $(BUILD)/proxenos.iso
-IMAGE_FILES := $(BUILD)/xen.gz $(BUILD)/vmlinux $(BUILD)/initrd
+IMAGE_FILES := $(BUILD)/xen.gz $(BUILD)/xen $(BUILD)/vmlinux $(BUILD)/initrd $(BUILD)/bootstub.elf
 
-.PHONY: all deps image iso run test unit smoke clean distclean FORCE
+# The boot stub verifies exactly these modules (its manifest is built in).
+STUB_XEN := $(BUILD)/xen
+STUB_DOM0_KERNEL := $(BUILD)/vmlinux
+STUB_INITRD := $(BUILD)/initrd
+include bootstub/bootstub.mk
+
+.PHONY: all deps image iso run test unit smoke bench clean distclean FORCE
 .DELETE_ON_ERROR:
 
 all: image
@@ -106,6 +113,10 @@ $(BUILD)/proxenos: $(SWIFT_SOURCES)
 $(BUILD)/xen.gz: $(XENROOT)/.unpacked
 	cp $(XENROOT)/boot/xen-4.17-amd64.gz $@
 
+# The stub loads Xen's ELF itself: it gets Xen uncompressed.
+$(BUILD)/xen: $(BUILD)/xen.gz
+	gzip -dc $< > $@
+
 # Xen gets the raw ELF kernel: TCG is slow at the bzImage's xz.
 $(BUILD)/vmlinux: $(KROOT)/.unpacked image/extract-vmlinux.py
 	image/extract-vmlinux.py $(KROOT)/boot/vmlinuz-$(KVER) $@
@@ -122,7 +133,7 @@ INITRAMFS_INPUTS := image/mkinitramfs.py $(shell find initramfs -type f) \
 # zstd: smaller than gzip and several times faster to unpack under TCG.
 $(BUILD)/dom0.cpio.zst: $(INITRAMFS_INPUTS) $(XENROOT)/.unpacked $(BUILD)/proxenos
 	$(MKINITRAMFS) initramfs/dom0.list $(BUILD)/dom0.cpio
-	zstd -q -f -19 --rm $(BUILD)/dom0.cpio -o $@
+	zstd -q -f -19 -T0 --rm $(BUILD)/dom0.cpio -o $@
 
 $(BUILD)/demo-guest.cpio.gz: $(INITRAMFS_INPUTS)
 	$(MKINITRAMFS) initramfs/demo/guest.list $@
@@ -138,7 +149,7 @@ $(BUILD)/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst
 	cat $^ > $@
 
 image: $(IMAGE_FILES)
-	@for f in xen.gz vmlinux dom0.cpio.zst demo.cpio.zst initrd proxenos; do \
+	@for f in xen.gz xen vmlinux dom0.cpio.zst demo.cpio.zst initrd proxenos bootstub.elf; do \
 		echo "size $$f $$(stat -c %s $(BUILD)/$$f)"; done
 
 # ---------------------------------------------------------------- ISO
@@ -161,6 +172,37 @@ $(ISO): $(IMAGE_FILES) $(BUILD)/iso/boot/grub/grub.cfg
 
 iso: $(ISO)
 
+# ---------------------------------------------------------------- bench
+
+# The bench image: the default image plus Debian's xl (the reference), booted
+# by GRUB's direct entry (the stub's manifest names the default initrd).
+BENCH_ISO := $(BUILD)/bench.iso
+
+$(BUILD)/bench.cpio.zst: initramfs/bench.list image/mkinitramfs.py $(XENROOT)/.unpacked
+	$(MKINITRAMFS) initramfs/bench.list $(BUILD)/bench.cpio
+	zstd -q -f -19 -T0 --rm $(BUILD)/bench.cpio -o $@
+
+$(BUILD)/bench-iso/boot/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst $(BUILD)/bench.cpio.zst
+	@mkdir -p $(dir $@)
+	cat $^ > $@
+
+$(BENCH_ISO): $(BUILD)/bench-iso/boot/initrd $(BUILD)/xen.gz $(BUILD)/vmlinux image/grub.cfg.in
+	@mkdir -p $(BUILD)/bench-iso/boot/grub
+	cp $(BUILD)/xen.gz $(BUILD)/vmlinux $(BUILD)/bench-iso/boot/
+	sed -e 's|@XEN_CMDLINE@|$(strip $(XEN_CMDLINE))|' \
+	    -e 's|@DOM0_CMDLINE@|$(strip $(DOM0_CMDLINE))|' \
+	    -e 's|@GRUB_TIMEOUT@|0|' -e 's|^set default=0|set default=1|' \
+	    image/grub.cfg.in > $(BUILD)/bench-iso/boot/grub/grub.cfg
+	grub-mkrescue -o $@ $(BUILD)/bench-iso > $(BUILD)/grub-mkrescue-bench.log 2>&1 \
+		|| { cat $(BUILD)/grub-mkrescue-bench.log; exit 1; }
+
+# Ratios of ours against the reference (kernel backends, Debian's xl), all
+# measured in one QEMU run; ONLY=name selects a scenario.
+bench: deps
+	$(MAKE) $(BENCH_ISO)
+	python3 Tests/bench/bench.py --iso $(BENCH_ISO) --build $(BUILD) \
+		--qemu "$(QEMU) $(QEMU_FLAGS)" $(if $(ONLY),--only $(ONLY))
+
 # ---------------------------------------------------------------- run and test
 
 run: deps
@@ -168,9 +210,10 @@ run: deps
 	@echo "run: serial console follows; 'poweroff' ends it, Ctrl-A X quits QEMU at once"
 	timeout --foreground $(RUN_TIMEOUT) $(QEMU) $(QEMU_FLAGS) -nographic -cdrom $(ISO)
 
-unit:
+# BOOTSTUB_XEN: the stub's load-plan test reads Debian's real Xen image.
+unit: $(BUILD)/xen
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	BOOTSTUB_XEN=$(CURDIR)/$(BUILD)/xen $(SWIFT) test
 
 smoke: $(ISO)
 	python3 Tests/smoke/smoke.py --iso $(ISO) --build $(BUILD) --timeout $(SMOKE_TIMEOUT) \

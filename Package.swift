@@ -88,7 +88,7 @@ let package = Package(
             name: "XenStoreTests",
             dependencies: ["XenStore", "InMemoryXenStore", "Commands"]
         ),
-        .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux"]),
+        .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux", "InMemoryXenStore"]),
         .testTarget(
             name: "XenBusTests",
             dependencies: ["XenBus", "XenBusTesting", "CRingReference"]

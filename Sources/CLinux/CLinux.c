@@ -68,3 +68,24 @@ int clinux_signalfd_read(int fd) {
 }
 
 const short CLINUX_POSIX_SPAWN_SETSID = POSIX_SPAWN_SETSID;
+
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int clinux_interface_up(const char *name) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    int result = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (result == 0 && !(request.ifr_flags & IFF_UP)) {
+        request.ifr_flags |= IFF_UP;
+        result = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}

@@ -1,5 +1,7 @@
 import ArgumentParser
+import LinuxSystem
 import NetConf
+import XenStore
 
 #if canImport(Glibc)
     import Glibc
@@ -163,22 +165,42 @@ public struct NetConfCommand: ParsableCommand {
         @Option(help: "vif-bridge, vif-route or vif-nat, overriding xend-config.sxp's vif-script.")
         var script: String?
 
-        /// The vif's backend entries. The seam for the xenstore merge: netback
-        /// runs `vif online DOMID DEVID`, and these come from
-        /// `VifBackendEntries.read(domid:devid:using:)` over
-        /// /local/domain/0/backend/vif/DOMID/DEVID; until then from options.
-        func backendEntries() -> VifBackendEntries {
-            VifBackendEntries(
-                bridge: bridge, ip: ip.isEmpty ? nil : ip.joined(separator: " "),
-                vifname: vifname, mac: mac, script: script)
+        /// The vif's backend entries: from the options when any is given (for
+        /// tests and by hand), otherwise from xenstore's
+        /// /local/domain/0/backend/vif/DOMID/DEVID, where xend wrote them.
+        func backendEntries() throws -> VifBackendEntries {
+            if bridge != nil || !ip.isEmpty || vifname != nil || mac != nil || script != nil {
+                return VifBackendEntries(
+                    bridge: bridge, ip: ip.isEmpty ? nil : ip.joined(separator: " "),
+                    vifname: vifname, mac: mac, script: script)
+            }
+            let base = VifBackendEntries.directory(domid: domid, devid: devid)
+            let values: [String: String]
+            do {
+                values = try runBlocking {
+                    let store = try XenStoreClient.connectDefault()
+                    defer { store.close() }
+                    var values: [String: String] = [:]
+                    for key in ["bridge", "ip", "vifname", "mac", "script"] {
+                        values[key] = try await store.readIfPresent(base + "/" + key)
+                    }
+                    return values
+                }
+            } catch {
+                throw ValidationError("cannot read \(base) from xenstore: \(error)")
+            }
+            return try VifBackendEntries.read(domid: domid, devid: devid) { path in
+                values[String(path.split(separator: "/").last ?? "")]
+            }
         }
 
         func run() throws {
             let config = try common.load()
+            let entries = try backendEntries()
             let host = try common.host()
             perform(host) { () throws(NetConfError) in
                 let spec = try VifSpec.resolve(
-                    domid: domid, devid: devid, entries: backendEntries(), config: config)
+                    domid: domid, devid: devid, entries: entries, config: config)
                 switch action {
                 case .online: try VifScripts.online(spec, on: host)
                 case .offline: try VifScripts.offline(spec, on: host)

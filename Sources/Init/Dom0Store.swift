@@ -15,6 +15,9 @@ public enum Dom0Store {
             ("/local/domain/0/vm", "/vm/\(uuid)"),
             ("/vm/\(uuid)/name", "Domain-0"),
             ("/vm/\(uuid)/uuid", uuid),
+            // The default cpupool's name: libxl (xl, the bench reference)
+            // refuses to create domains without it.
+            ("/local/pool/0/name", "Pool-0"),
         ]
         if let memory = memoryKiB {
             entries.append(("/local/domain/0/memory/target", "\(memory)"))

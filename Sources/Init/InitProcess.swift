@@ -101,6 +101,9 @@ public final class InitProcess {
             }
         }
         setHostname()
+        report("bring up lo") { () throws(Errno) in
+            if clinux_interface_up("lo") != 0 { throw Errno(rawValue: errno) }
+        }
         trace("bootstrap done")
     }
 

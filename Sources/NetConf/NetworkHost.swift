@@ -24,7 +24,7 @@ public final class NetworkHost {
         recordDirectory: String = DirectoryRecordStore.defaultDirectory
     ) throws(NetConfError) -> NetworkHost {
         NetworkHost(
-            netlink: try LibnlRoute(), sysctl: ProcSysctl(), filter: try LibNftables(),
+            netlink: try LibnlRoute(), sysctl: ProcSysctl(), filter: LibNftables(),
             records: DirectoryRecordStore(directory: recordDirectory))
     }
 

@@ -1,25 +1,51 @@
 import CNftables
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// ``PacketFilter`` through libnftables in-process (no `nft` binary). Each
 /// `run` is one nftables transaction: all of it applies or none.
+///
+/// The context is made on first use, so networks without filtering never
+/// need nf_tables; and only after checking that the kernel speaks nftables'
+/// netlink protocol, because libnftables calls exit(3) when it cannot open
+/// that socket.
 public final class LibNftables: PacketFilter {
-    private let context: OpaquePointer
+    private var context: OpaquePointer?
 
-    public init() throws(NetConfError) {
-        guard let context = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
-            throw .nftables(operation: "open", message: "cannot create an nftables context")
-        }
-        // Capture output and errors instead of printing them.
-        nft_ctx_buffer_output(context)
-        nft_ctx_buffer_error(context)
-        self.context = context
-    }
+    public init() {}
 
     deinit {
-        nft_ctx_free(context)
+        if let context { nft_ctx_free(context) }
     }
 
-    private func execute(_ commands: String) -> (ok: Bool, output: String, error: String) {
+    private func openContext(for operation: String) throws(NetConfError) -> OpaquePointer {
+        if let context { return context }
+        // NETLINK_NETFILTER; opening it also makes the kernel load nfnetlink.
+        let probe = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 12)
+        guard probe >= 0 else {
+            throw .nftables(
+                operation: operation,
+                message: "the kernel has no nftables netlink interface "
+                    + "(nfnetlink and nf_tables modules): \(Errno(rawValue: errno))")
+        }
+        close(probe)
+        guard let created = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
+            throw .nftables(operation: operation, message: "cannot create an nftables context")
+        }
+        // Capture output and errors instead of printing them.
+        nft_ctx_buffer_output(created)
+        nft_ctx_buffer_error(created)
+        context = created
+        return created
+    }
+
+    private func execute(_ commands: String, operation: String) throws(NetConfError) -> (
+        ok: Bool, output: String, error: String
+    ) {
+        let context = try openContext(for: operation)
         let status = nft_run_cmd_from_buffer(context, commands)
         let output = nft_ctx_get_output_buffer(context).map { String(cString: $0) } ?? ""
         let error = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? ""
@@ -27,7 +53,7 @@ public final class LibNftables: PacketFilter {
     }
 
     public func run(_ commands: String, operation: String) throws(NetConfError) {
-        let result = execute(commands)
+        let result = try execute(commands, operation: operation)
         if !result.ok {
             let message = result.error.isEmpty ? "rejected" : result.error
             throw .nftables(operation: operation, message: message)
@@ -35,7 +61,8 @@ public final class LibNftables: PacketFilter {
     }
 
     public func listTable(family: String, name: String) throws(NetConfError) -> String? {
-        let result = execute("list table \(family) \(name)")
+        let result = try execute(
+            "list table \(family) \(name)", operation: "list table \(family) \(name)")
         if result.ok { return result.output }
         if result.error.contains("No such file or directory") { return nil }
         throw .nftables(operation: "list table \(family) \(name)", message: result.error)

@@ -14,6 +14,7 @@ import Testing
         #expect(server.value(at: "/local/domain/0/memory/target") == "1048576")
         #expect(server.value(at: "/local/domain/0/cpu/1/availability") == "online")
         #expect(server.value(at: "/vm/\(Dom0Store.uuid)/name") == "Domain-0")
+        #expect(server.value(at: "/local/pool/0/name") == "Pool-0")
         // Running it again (xenstored restarted under PID 1) changes nothing.
         try await Dom0Store.write(to: client, memoryKiB: 1_048_576, onlineCPUs: [0, 1])
         #expect(server.value(at: "/local/domain/0/name") == "Domain-0")

@@ -98,6 +98,18 @@ struct HostIntegrationTests {
                 try lab.picture(lab.dom0).matching("link vif2.0 ").first?.contains("master=-")
                     == true)
 
+            // With no options, `vif online` reads the vif's backend entries
+            // from xenstore, as netback runs it: here a custom vif name.
+            try lab.ip(lab.dom0, "tuntap", "add", "web3", "mode", "tap")
+            try lab.xenstore.write("/local/domain/0/backend/vif/3/0/vifname", "web3")
+            try lab.xenstore.write("/local/domain/0/backend/vif/3/0/script", "vif-bridge")
+            let fromStore = try lab.netconf(["vif", "online", "3", "0"], config: bridgeConfig)
+            #expect(fromStore.succeeded, "vif online from xenstore: \(fromStore.errors)")
+            #expect(
+                try lab.picture(lab.dom0).matching("link web3 ").first?.contains("master=xenbr0")
+                    == true)
+            try lab.ip(lab.dom0, "link", "delete", "web3")
+
             // Stop restores the original addresses and routes.
             let stopped = try lab.netconf(["stop"], config: bridgeConfig)
             #expect(stopped.succeeded, "stop: \(stopped.errors)")

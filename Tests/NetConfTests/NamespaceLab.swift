@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import InMemoryXenStore
 import Synchronization
 import Testing
 
@@ -155,6 +156,8 @@ final class NamespaceLab {
     let stateDirectory: String
     let workDirectory: String
     let binary: String
+    /// The lab's xenstored: xend's backend entries for `vif online`.
+    let xenstore = InMemoryXenStore()
 
     init() throws {
         let number = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
@@ -167,6 +170,7 @@ final class NamespaceLab {
         binary = try Self.locateBinary()
         try FileManager.default.createDirectory(
             atPath: workDirectory, withIntermediateDirectories: true)
+        try xenstore.serve(socketPath: xenstoreSocket)
         do {
             try must(["ip", "netns", "add", dom0])
             try must(["ip", "netns", "add", peer])
@@ -222,12 +226,18 @@ final class NamespaceLab {
     }
 
     /// Runs `proxenos netconf ARGS` inside dom0 with this lab's state
-    /// directory.
+    /// directory and this lab's xenstore.
     func netconf(_ arguments: [String], config: String) throws -> CommandResult {
         try exec(
             dom0,
-            [binary, "netconf"] + arguments + ["--config", config, "--state-dir", stateDirectory])
+            ["env", "XENSTORED_PATH=\(xenstoreSocket)", binary, "netconf"] + arguments + [
+                "--config", config, "--state-dir", stateDirectory,
+            ])
     }
+
+    /// The lab's xenstored (where `vif online` reads a vif's backend
+    /// entries), served on a socket in the work directory.
+    var xenstoreSocket: String { workDirectory + "/xenstored.sock" }
 
     /// Writes a configuration file for this test.
     func config(_ name: String, _ text: String) throws -> String {
@@ -384,6 +394,7 @@ final class NamespaceLab {
     /// Removes every namespace (with all links and rules in it), closes the
     /// TAPs and deletes the files. Safe to call twice.
     func destroy() {
+        xenstore.stop()
         for relay in relays { relay.close() }
         relays = []
         for namespace in guests + [dom0, peer] {

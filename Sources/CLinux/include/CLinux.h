@@ -54,3 +54,6 @@ int clinux_signalfd_read(int fd);
 
 /// posix_spawn's POSIX_SPAWN_SETSID (a GNU extension Swift does not see).
 extern const short CLINUX_POSIX_SPAWN_SETSID;
+
+/// Sets IFF_UP on a network interface (SIOCSIFFLAGS); 0 or -1 with errno.
+int clinux_interface_up(const char *name);

@@ -1,5 +1,9 @@
 import SystemPackage
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Operations shared by the client and a transaction handle.
 public protocol XenStoreAccess: Sendable {
     /// The node's value as UTF-8 text. Throws ``XenStoreError/noEntry(_:)``
@@ -66,6 +70,10 @@ public final class XenStoreClient: Sendable {
     /// The socket if xenstored listens there, else the xenbus device (as
     /// libxenstore does).
     public static func connectDefault() throws -> XenStoreClient {
+        // As Xen's libxenstore: XENSTORED_PATH names another socket.
+        if let override = getenv("XENSTORED_PATH").map({ String(cString: $0) }), !override.isEmpty {
+            return try connect(socketPath: override)
+        }
         do {
             return try connect()
         } catch let socketError {
