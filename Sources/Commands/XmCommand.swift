@@ -18,7 +18,7 @@ struct XmCommand: ParsableCommand {
             """,
         subcommands: [
             Create.self, List.self, Console.self, Destroy.self, Shutdown.self, Reboot.self,
-            Pause.self, Unpause.self, Save.self, Restore.self, Info.self, Dmesg.self,
+            Pause.self, Unpause.self, Save.self, Restore.self, Info.self, Dmesg.self, Help.self,
         ])
 
     /// Runs a subcommand body: errors go to stderr as `Error: ...` with
@@ -359,6 +359,33 @@ extension XmCommand {
                     print("\(key)\(padding): \(value)")
                 }
             }
+        }
+    }
+
+    /// `xm help [COMMAND]`, as the seed says: "Für alles weitere: xm help".
+    struct Help: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the commands, or one command's options.")
+
+        @Argument(help: "A command (create, list, ...).")
+        var command: String?
+
+        func run() throws {
+            guard let command else {
+                print(XmCommand.helpMessage())
+                return
+            }
+            let subcommands = XmCommand.configuration.subcommands
+            guard
+                let match = subcommands.first(where: {
+                    $0.configuration.commandName == command
+                        || $0._commandName == command
+                })
+            else {
+                XmCommand.printError("Error: no xm command '\(command)'; try 'xm help'")
+                throw ExitCode(1)
+            }
+            print(XmCommand.helpMessage(for: match))
         }
     }
 
