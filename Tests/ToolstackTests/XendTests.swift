@@ -41,6 +41,17 @@ import XenStore
         #expect(harness.store.value(at: "\(home)/console/port") == "\(20 + domid)")
         #expect(harness.store.value(at: "\(home)/store/ring-ref") == "\(0x1000 + domid)")
         #expect(harness.store.isIntroduced(domid))
+        // Written level by level: children inherit their directory's list.
+        let readOnly = [
+            XenStorePermission(domid: 0, access: .none),
+            XenStorePermission(domid: domid, access: .read),
+        ]
+        for path in ["\(home)/name", "\(home)/cpu/0/availability", "\(home)/console/port"] {
+            #expect(harness.store.permissions(of: path) == readOnly, "\(path)")
+        }
+        #expect(
+            harness.store.permissions(of: "\(home)/control/shutdown")
+                == [XenStorePermission(domid: domid, access: .none)])
         let uuid = try #require(harness.store.value(at: "\(home)/vm"))
         #expect(harness.store.value(at: "\(uuid)/name") == "demo")
         let domain = try #require(harness.hypervisor.state.withLock { $0.domains[domid] })
@@ -170,7 +181,8 @@ import XenStore
         harness.hypervisor.shutDown(first, reason: .poweroff)
         try await harness.client.releaseDomain(first)  // fires @releaseDomain
         await eventually("the powered-off domain and its nodes to go") {
-            harness.hypervisor.domids == [0] && harness.store.value(at: "/local/domain/\(first)") == nil
+            harness.hypervisor.domids == [0]
+                && harness.store.value(at: "/local/domain/\(first)") == nil
         }
 
         // on_crash = restart: a new domain with the same name and UUID.
