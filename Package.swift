@@ -61,11 +61,20 @@ let package = Package(
         // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
         .target(name: "BootStubCore"),
 
+        // MARK: toolstack: xend and xm
+        .target(
+            name: "Toolstack",
+            dependencies: [
+                "CXen", "CLinux", "LinuxSystem", "DomainConfig", "XenStore", systemPackage,
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: front-ends
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init", "XenStore", "NetConf",
+                "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -89,6 +98,10 @@ let package = Package(
             dependencies: ["XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen"]
         ),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
+        .testTarget(
+            name: "ToolstackTests",
+            dependencies: ["Toolstack", "DomainConfig", "XenStore", "InMemoryXenStore"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,6 +15,8 @@ public struct Proxenos: ParsableCommand {
         InitCommand.self,
         XenStoreCommand.self,
         NetConfCommand.self,
+        XendCommand.self,
+        XmCommand.self,
     ]
 
     public init() {}

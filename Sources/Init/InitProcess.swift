@@ -277,7 +277,11 @@ public final class InitProcess {
         guard !bootComplete, bootSteps.isEmpty else { return }
         let settled = supervisor.services.allSatisfy { service in
             switch service.phase {
-            case .running: return isReady(service.spec)
+            // A service that never becomes ready must not hold the admin
+            // shell back forever: after the readiness timeout it counts as
+            // settled (dueStarts has reported it).
+            case .running(_, let since):
+                return isReady(service.spec) || now - since >= supervisor.readinessTimeout
             case .gaveUp, .stopped: return true
             case .pending, .scheduled: return false
             }
@@ -304,7 +308,9 @@ public final class InitProcess {
                 + (wakeup - now).components.attoseconds / 1_000_000_000_000_000
             timeout = Int32(clamping: max(0, milliseconds) + 1)
         }
-        if !bootSteps.isEmpty { timeout = timeout < 0 ? 50 : min(timeout, 50) }
+        // Until boot completes, look again soon: a service's ready path
+        // (a socket) appears without any signal to wake us.
+        if !bootSteps.isEmpty || !bootComplete { timeout = timeout < 0 ? 50 : min(timeout, 50) }
         if signalDescriptor < 0 {
             reapChildren()
             usleep(UInt32(timeout < 0 ? 200_000 : min(Int(timeout), 200) * 1000))

@@ -62,7 +62,15 @@ public enum ServiceTable {
             name: "xenconsoled",
             argv: ["\(xenLibexec)/xenconsoled", "--interactive", "--log=guest"],
             streams: .logFile("/var/log/xen/xenconsoled.log")),
+        ServiceSpec(
+            name: "xend",
+            argv: ["/usr/sbin/xend"],
+            streams: .logFile("/var/log/xen/xend.log"),
+            readyPath: xendSocket),
     ]
+
+    /// xend's API socket (its existence means xend is ready).
+    public static let xendSocket = "/run/xend/xend.sock"
 
     /// The table with the named services left out; unknown names are
     /// returned so the caller can warn about them.

@@ -36,7 +36,8 @@ public enum SystemLayout {
 
     /// Directories the dom0 programs expect on the fresh tmpfs mounts.
     public static let directories = [
-        "/run/xenstored", "/run/xen", "/run/proxenos", "/var/log/xen", "/var/log/proxenos",
+        "/run/xenstored", "/run/xen", "/run/proxenos", "/var/log/xen", "/var/log/xen/console",
+        "/var/log/proxenos",
         "/var/lib/xenstored", "/var/lib/xen", "/var/lib/xen/save", "/var/tmp", "/root",
     ]
 

@@ -31,13 +31,14 @@ def bench(name):
 
 # Runs a create command, then waits (up to 240 s) for the guest's init
 # marker in its console log; prints the seconds between the two.
+# In a subshell: its `exit 1` must not end the admin shell the console runs.
 TIME_TO_MARKER = (
-    "rm -f /var/log/xen/console/guest-{name}.log; t0=$(cut -d' ' -f1 /proc/uptime); "
+    "(rm -f /var/log/xen/console/guest-{name}.log; t0=$(cut -d' ' -f1 /proc/uptime); "
     "{create} >/tmp/bench-create.out 2>&1 || {{ cat /tmp/bench-create.out; exit 1; }}; "
     "i=0; until grep -q 'proxenos-demo: init reached' /var/log/xen/console/guest-{name}.log "
     "2>/dev/null; do i=$((i+1)); [ $i -gt 4800 ] && {{ echo no-marker; exit 1; }}; "
     "sleep 0.05; done; t1=$(cut -d' ' -f1 /proc/uptime); "
-    "echo \"elapsed=$(echo \"$t1 $t0\" | awk '{{printf \"%.2f\", $1 - $2}}')\""
+    "echo \"elapsed=$(echo \"$t1 $t0\" | awk '{{printf \"%.2f\", $1 - $2}}')\")"
 )
 
 
@@ -61,7 +62,8 @@ def create(session, runs):
             vm, name, "xm create demo name=%s" % name, "xm destroy %s" % name))
         name = "benchxl%d" % run
         reference.append(time_to_marker(
-            vm, name, "xl create /etc/xen/demo name=%s" % name, "xl destroy %s" % name))
+            # xl's command-line settings are config syntax: strings quoted.
+            vm, name, "xl create /etc/xen/demo 'name=\"%s\"'" % name, "xl destroy %s" % name))
         print("bench: create run %d: xm %.2f s, xl %.2f s" % (run + 1, ours[-1], reference[-1]),
               flush=True)
     ratio = statistics.median(ours) / statistics.median(reference)

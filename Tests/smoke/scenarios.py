@@ -158,3 +158,169 @@ def stub_tamper(session):
     time.sleep(10)
     if "Xen version" in vm.text() or "(XEN)" in vm.text():
         raise Failure("Xen started after the stub refused to boot")
+
+
+# ---------------------------------------------------------------- lifecycle
+
+import re
+import time
+
+GUEST_LOG = "/var/log/xen/console/guest-%s.log"
+
+
+def wait_until(vm, command, done, timeout, what, pause=3):
+    """Runs `command` until done(status, output) holds or `timeout` seconds
+    pass; returns the last output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, out = vm.run(command, timeout=120, check=False)
+        if done(status, out):
+            return out
+        if time.monotonic() > deadline:
+            raise Failure("timed out after %d s waiting for %s (last output %r)"
+                          % (timeout, what, out[-300:]))
+        time.sleep(pause)
+
+
+def list_row(vm, name):
+    """(domid, state) of a domain from `xm list NAME`, or None if xm says
+    it does not exist."""
+    status, out = vm.run("xm list %s 2>&1" % name, check=False)
+    if status != 0:
+        if "no domain" not in out:
+            raise Failure("xm list %s failed unexpectedly: %r" % (name, out))
+        return None
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0] == name:
+            return int(fields[1]), fields[4]
+    raise Failure("xm list %s printed no row for it: %r" % (name, out))
+
+
+def last_tick(vm, name):
+    """The number of the demo guest's last console tick (-1 if none yet)."""
+    _, out = vm.run("grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % name),
+                    check=False)
+    match = re.search(r"tick (\d+)", out)
+    return int(match.group(1)) if match else -1
+
+
+def expect_gone(vm, name):
+    if list_row(vm, name) is not None:
+        raise Failure("%s is still listed by xm list" % name)
+
+
+@scenario("lifecycle", session="lifecycle")
+def lifecycle(session):
+    """The seed's xm commands on the demo guest: create from /etc/xen/demo,
+    console, list states, pause/unpause, save/restore, shutdown -w, a guest
+    that crashes itself restarted by on_crash, destroy without leftovers, a
+    malformed config refused with its line number."""
+    vm = session.vm
+    _, out = vm.run("xm list")
+    if not re.search(r"^Name +ID +Mem +VCPUs +State +Time\(s\)$", out, re.M):
+        raise Failure("xm list has no classic header: %r" % out)
+    if not re.search(r"^Domain-0 +0 +\d+ +\d+ +r----- +\d+\.\d$", out, re.M):
+        raise Failure("xm list shows no running Domain-0: %r" % out)
+
+    t0 = time.monotonic()
+    _, out = vm.run("xm create demo", timeout=400)
+    if "Started domain demo" not in out:
+        raise Failure("xm create demo said %r" % out)
+    created = time.monotonic() - t0
+    wait_until(vm, "grep -a -m1 'proxenos-demo: init reached' %s" % (GUEST_LOG % "demo"),
+               lambda s, o: s == 0, 600, "the demo guest's init marker")
+    print("smoke: lifecycle: xm create %.1f s, init marker after %.1f s"
+          % (created, time.monotonic() - t0), flush=True)
+
+    # xm console: the ticks appear on our terminal; Ctrl-] detaches.
+    vm.send("xm console demo\n")
+    vm.expect(r"proxenos-demo: tick \d+", 120, "a tick through xm console")
+    vm.send("\x1d")
+    vm.run("true", timeout=60)
+
+    domid, state = list_row(vm, "demo")
+    if state[0] != "r" and state[1] != "b":
+        raise Failure("demo is neither running nor blocked: %s" % state)
+
+    vm.run("xm pause demo")
+    _, state = list_row(vm, "demo")
+    if state[2] != "p":
+        raise Failure("paused demo shows state %s" % state)
+    before = last_tick(vm, "demo")
+    vm.run("sleep 10", timeout=120)
+    after = last_tick(vm, "demo")
+    if after != before:
+        raise Failure("a paused guest ticked on: %d -> %d" % (before, after))
+    vm.run("xm unpause demo")
+    wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % "demo"),
+               lambda s, o: last_tick_of(o) > after, 180, "ticks after unpause")
+    _, state = list_row(vm, "demo")
+    if state[2] != "-":
+        raise Failure("unpaused demo still shows state %s" % state)
+
+    t0 = time.monotonic()
+    vm.run("xm save demo /var/lib/xen/save/demo", timeout=600)
+    saved = time.monotonic() - t0
+    expect_gone(vm, "demo")
+    vm.run("test -s /var/lib/xen/save/demo")
+    before = last_tick(vm, "demo")
+    t0 = time.monotonic()
+    _, out = vm.run("xm restore /var/lib/xen/save/demo", timeout=600)
+    restored = time.monotonic() - t0
+    if list_row(vm, "demo") is None:
+        raise Failure("demo is not back after xm restore: %r" % out)
+    wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % "demo"),
+               lambda s, o: last_tick_of(o) > before, 180, "ticks after restore")
+    print("smoke: lifecycle: xm save %.1f s, xm restore %.1f s" % (saved, restored), flush=True)
+
+    # xend restarts (PID 1 respawns it) and adopts the running guest.
+    domid, _ = list_row(vm, "demo")
+    vm.run("kill -9 $(pidof xend)")
+    wait_until(vm, "xm list demo 2>&1", lambda s, o: s == 0, 120, "xend back after SIGKILL")
+    again, _ = list_row(vm, "demo")
+    if again != domid:
+        raise Failure("after xend's restart demo is domain %d, was %d" % (again, domid))
+    before = last_tick(vm, "demo")
+    wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % "demo"),
+               lambda s, o: last_tick_of(o) > before, 180, "ticks after xend's restart")
+
+    t0 = time.monotonic()
+    vm.run("xm shutdown -w demo", timeout=600)
+    print("smoke: lifecycle: xm shutdown -w %.1f s" % (time.monotonic() - t0), flush=True)
+    expect_gone(vm, "demo")
+
+    # A guest that crashes itself 5 s after its init runs; on_crash=restart.
+    vm.run("xm create demo name=crashy 'extra=console=hvc0 proxenos.crash=5' on_crash=restart",
+           timeout=400)
+    first, _ = list_row(vm, "crashy")
+    wait_until(vm, "xm list crashy 2>&1",
+               lambda s, o: s == 0 and re.search(r"^crashy +(\d+) ", o, re.M) is not None
+               and int(re.search(r"^crashy +(\d+) ", o, re.M).group(1)) != first,
+               900, "crashy to crash and be restarted")
+    second, _ = list_row(vm, "crashy")
+    print("smoke: lifecycle: crashy restarted as domain %d (was %d)" % (second, first), flush=True)
+    _, vm_path = vm.run("proxenos xenstore read /local/domain/%d/vm" % second)
+    vm.run("xm destroy crashy", timeout=120)
+    expect_gone(vm, "crashy")
+    for path in ["/local/domain/%d" % second, "/local/domain/0/backend/vbd/%d" % second,
+                 "/local/domain/0/backend/vif/%d" % second, vm_path.strip(),
+                 "/proxenos/xend/domain/%d" % second, "/local/domain/%d" % first]:
+        status, out = vm.run("proxenos xenstore ls %s 2>&1" % path, check=False)
+        if status == 0:
+            raise Failure("xenstore still has %s after xm destroy: %r" % (path, out))
+
+    # A malformed config: refused with its file and line, nothing created.
+    vm.run("printf 'kernel = \"/usr/share/proxenos/demo/vmlinux.gz\"\\nmemory = 128\\n"
+           "name = \"broken\\n' > /tmp/broken")
+    status, out = vm.run("xm create /tmp/broken 2>&1", check=False)
+    if status == 0 or "/tmp/broken:3" not in out:
+        raise Failure("a malformed config gave status %d and %r" % (status, out))
+    _, out = vm.run("xm list")
+    rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    expect_equal("domains after the malformed config", rows, ["Domain-0"])
+
+
+def last_tick_of(line):
+    match = re.search(r"tick (\d+)", line)
+    return int(match.group(1)) if match else -1

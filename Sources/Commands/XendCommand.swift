@@ -1,0 +1,56 @@
+import ArgumentParser
+import LinuxSystem
+import Logging
+import Toolstack
+import XenStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `xend`: the domain daemon. PID 1 supervises it; its socket appearing
+/// means it is ready.
+struct XendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xend",
+        abstract: "The Xen domain daemon: builds, watches, saves and restores guests.",
+        discussion: """
+            Serves xm on a Unix socket (root only). Rebuilds its view of the guests from \
+            xenstore and the hypervisor when it starts, leaving running guests alone. Device \
+            trees are written only for device types whose backend announced itself under \
+            /proxenos/backend/<vbd|vif> (its pid).
+            """)
+
+    @Option(help: "The socket xm talks to.")
+    var socket = XendServer.defaultSocketPath
+
+    @Option(help: "Seconds a backend may take to become ready for a new device.")
+    var backendTimeout = 60
+
+    func run() throws {
+        // A client that hangs up must not kill the daemon with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let log = Logger(label: "xend")
+        do {
+            let hypervisor = try XenHypervisor()
+            let store = try XenStoreClient.connectDefault()
+            var settings = XendSettings()
+            settings.backendTimeoutSeconds = backendTimeout
+            let xend = Xend(hypervisor: hypervisor, store: store, settings: settings, logger: log)
+            try runBlocking { await xend.recover() }
+            let server = try XendServer(path: socket, xend: xend, logger: log)
+            try server.start()
+            log.info("xend ready on \(socket)")
+            try runBlocking { try await xend.monitor() }
+            log.error("the @releaseDomain watch ended; exiting so xend restarts")
+        } catch {
+            log.error("xend: \(error)")
+        }
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,408 @@
+import ArgumentParser
+import DomainConfig
+import Toolstack
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `xm`: the admin's command for domains, as in the seed talk. Every
+/// subcommand except `create --dryrun` asks xend over its socket.
+struct XmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xm",
+        abstract: "Manage Xen domains: create, list, console, pause, save, restore ...",
+        discussion: """
+            A domain is named by its name or its id. Domain configs live in /etc/xen \
+            (xm create NAME looks there after the current directory).
+            """,
+        subcommands: [
+            Create.self, List.self, Console.self, Destroy.self, Shutdown.self, Reboot.self,
+            Pause.self, Unpause.self, Save.self, Restore.self, Info.self, Dmesg.self, Help.self,
+        ])
+
+    /// Runs a subcommand body: errors go to stderr as `Error: ...` with
+    /// exit status 1, as xm did.
+    static func perform(_ body: () throws -> Void) throws {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            try body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            printError("Error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func printError(_ text: String) {
+        var line = text
+        if !line.hasSuffix("\n") { line += "\n" }
+        // fflush(NULL) first so stdout and stderr keep their order.
+        fflush(nil)
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+
+    static func client() -> XendClient { XendClient() }
+
+    /// Attaches to a domain's console once xenconsoled published it.
+    static func attachConsole(_ domain: String, waitSeconds: Int) throws {
+        guard
+            case .tty(let path) = try client().call(
+                .consoleTTY(domain: domain, waitSeconds: waitSeconds))
+        else { throw ToolstackError.malformedMessage("xend did not answer with a tty") }
+        try ConsoleAttach.run(tty: path)
+    }
+
+    /// A path made absolute against the current directory (xend runs
+    /// elsewhere).
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        guard let cwd = getcwd(nil, 0) else { return "/" + path }
+        defer { free(cwd) }
+        let directory = String(cString: cwd)
+        return (directory.hasSuffix("/") ? directory : directory + "/") + path
+    }
+}
+
+extension XmCommand {
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a domain from a config file.",
+            discussion: """
+                CONFIG is a file name, looked up as given and then in /etc/xen. NAME=VALUE \
+                words set xm options (memory=256, name=web2, vif=..., overriding the file) or \
+                variables the file can use (vmid=3).
+                """)
+
+        @Flag(name: .customShort("c"), help: "Attach to the console after creating.")
+        var console = false
+
+        @Flag(
+            name: [.customShort("n"), .customLong("dryrun")],
+            help: "Print the parsed config; create nothing.")
+        var dryrun = false
+
+        @Flag(name: [.customShort("p"), .customLong("paused")], help: "Leave the domain paused.")
+        var paused = false
+
+        @Flag(help: "Create the domain without the disks and NICs no backend serves yet.")
+        var skipDevices = false
+
+        @Argument(help: "The config file.")
+        var config: String
+
+        @Argument(help: "NAME=VALUE settings and variables.")
+        var assignments: [String] = []
+
+        func run() throws {
+            try XmCommand.perform {
+                let arguments = try XmCreateArguments(assignments)
+                let loader = DomainConfigLoader(searchDirectories: ["/etc/xen"])
+                let file = try loader.locate(config)
+                var generator = SystemRandomNumberGenerator()
+                let spec = try DomainConfigFile.evaluate(
+                    file.contents, file: file.path, arguments: arguments,
+                    workingDirectory: loader.workingDirectory, using: &generator)
+                for warning in spec.warnings { XmCommand.printError("Warning: \(warning)") }
+                if dryrun {
+                    print("Using config file \"\(file.path)\".")
+                    print(spec.dryRunText, terminator: "")
+                    return
+                }
+                print("Using config file \"\(file.path)\".")
+                let response = try XmCommand.client().call(
+                    .create(spec, skipDevices: skipDevices, paused: paused))
+                guard case .created(let domid, let name) = response else {
+                    throw ToolstackError.malformedMessage("xend did not confirm the create")
+                }
+                print("Started domain \(name) (id \(domid))")
+                if console {
+                    fflush(nil)
+                    try XmCommand.attachConsole(name, waitSeconds: 30)
+                }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List domains: Name ID Mem VCPUs State Time(s).",
+            discussion: """
+                State: r running, b blocked, p paused, s shut down, c crashed, d dying.
+                """)
+
+        @Flag(
+            name: [.customShort("l"), .customLong("long")],
+            help: "Print each domain's config as an S-expression.")
+        var long = false
+
+        @Argument(help: "Domains to show (all when none is given).")
+        var domains: [String] = []
+
+        func run() throws {
+            try XmCommand.perform {
+                var summaries: [DomainSummary] = []
+                let names: [String?] = domains.isEmpty ? [nil] : domains
+                for name in names {
+                    guard case .domains(let list) = try XmCommand.client().call(.list(domain: name))
+                    else {
+                        throw ToolstackError.malformedMessage("xend did not answer with domains")
+                    }
+                    summaries += list
+                }
+                print(
+                    long ? XmListTable.renderLong(summaries) : XmListTable.render(summaries),
+                    terminator: "")
+            }
+        }
+    }
+
+    struct Console: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Attach to a domain's console (Ctrl-] detaches).")
+
+        @Argument(help: "Domain name or id.")
+        var domain: String
+
+        func run() throws {
+            try XmCommand.perform { try XmCommand.attachConsole(domain, waitSeconds: 10) }
+        }
+    }
+
+    struct Destroy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pull the virtual plug: terminate a domain at once.")
+
+        @Argument(help: "Domain name or id.")
+        var domain: String
+
+        func run() throws {
+            try XmCommand.perform { _ = try XmCommand.client().call(.destroy(domain: domain)) }
+        }
+    }
+
+    struct Shutdown: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask a domain to shut down (its on_poweroff then applies).")
+
+        @Flag(
+            name: [.customShort("w"), .customLong("wait")], help: "Wait until the domain is gone.")
+        var wait = false
+
+        @Flag(name: [.customShort("a"), .customLong("all")], help: "Shut down every guest.")
+        var all = false
+
+        @Flag(name: [.customShort("R"), .customLong("reboot")], help: "Reboot instead.")
+        var reboot = false
+
+        @Option(help: "With -w: seconds to wait before destroying the domain.")
+        var timeout = 300
+
+        @Argument(help: "Domain name or id.")
+        var domain: String?
+
+        func validate() throws {
+            if all == (domain != nil) {
+                throw ValidationError("name one domain, or give -a for all guests")
+            }
+        }
+
+        func run() throws {
+            try XmCommand.perform {
+                try XmCommand.shutdown(
+                    domain: domain, all: all, reboot: reboot, wait: wait, timeout: timeout)
+            }
+        }
+    }
+
+    struct Reboot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask a domain to reboot (its on_reboot then applies).")
+
+        @Flag(
+            name: [.customShort("w"), .customLong("wait")],
+            help: "Wait until the old domain is gone.")
+        var wait = false
+
+        @Flag(name: [.customShort("a"), .customLong("all")], help: "Reboot every guest.")
+        var all = false
+
+        @Option(help: "With -w: seconds to wait before destroying the domain.")
+        var timeout = 300
+
+        @Argument(help: "Domain name or id.")
+        var domain: String?
+
+        func validate() throws {
+            if all == (domain != nil) {
+                throw ValidationError("name one domain, or give -a for all guests")
+            }
+        }
+
+        func run() throws {
+            try XmCommand.perform {
+                try XmCommand.shutdown(
+                    domain: domain, all: all, reboot: true, wait: wait, timeout: timeout)
+            }
+        }
+    }
+
+    /// One domain, or all guests at once (requests first, then the waits,
+    /// so they shut down in parallel).
+    static func shutdown(domain: String?, all: Bool, reboot: Bool, wait: Bool, timeout: Int)
+        throws
+    {
+        let client = client()
+        if let domain {
+            _ = try client.call(
+                .shutdown(domain: domain, reboot: reboot, wait: wait, timeoutSeconds: timeout))
+            return
+        }
+        guard case .domains(let list) = try client.call(.list(domain: nil)) else {
+            throw ToolstackError.malformedMessage("xend did not answer with domains")
+        }
+        let guests = list.filter { $0.domid != 0 }.map { String($0.domid) }
+        for guest in guests {
+            _ = try client.call(
+                .shutdown(domain: guest, reboot: reboot, wait: false, timeoutSeconds: timeout))
+        }
+        guard wait else { return }
+        var failures: [String] = []
+        for guest in guests {
+            do {
+                _ = try client.call(
+                    .shutdown(domain: guest, reboot: reboot, wait: true, timeoutSeconds: timeout))
+            } catch ToolstackError.remote(let message) where message.hasPrefix("no domain") {
+                continue  // Gone already: that is what we waited for.
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        if !failures.isEmpty {
+            throw ToolstackError.remote(failures.joined(separator: "\n"))
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pause a domain.")
+
+        @Argument(help: "Domain name or id.")
+        var domain: String
+
+        func run() throws {
+            try XmCommand.perform { _ = try XmCommand.client().call(.pause(domain: domain)) }
+        }
+    }
+
+    struct Unpause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unpause a paused domain.")
+
+        @Argument(help: "Domain name or id.")
+        var domain: String
+
+        func run() throws {
+            try XmCommand.perform { _ = try XmCommand.client().call(.unpause(domain: domain)) }
+        }
+    }
+
+    struct Save: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Save a domain's state to a file; the domain then stops.")
+
+        @Argument(help: "Domain name or id.")
+        var domain: String
+
+        @Argument(help: "The file to write (in dom0).")
+        var file: String
+
+        func run() throws {
+            try XmCommand.perform {
+                _ = try XmCommand.client().call(
+                    .save(domain: domain, path: XmCommand.absolute(file)))
+            }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore a domain from a file written by xm save.")
+
+        @Flag(name: [.customShort("p"), .customLong("paused")], help: "Leave the domain paused.")
+        var paused = false
+
+        @Argument(help: "The save file.")
+        var file: String
+
+        func run() throws {
+            try XmCommand.perform {
+                let response = try XmCommand.client().call(
+                    .restore(path: XmCommand.absolute(file), paused: paused))
+                if case .created(let domid, let name) = response {
+                    print("Restored domain \(name) (id \(domid))")
+                }
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the host and Xen.")
+
+        func run() throws {
+            try XmCommand.perform {
+                guard case .info(let pairs) = try XmCommand.client().call(.info) else {
+                    throw ToolstackError.malformedMessage("xend did not answer with info")
+                }
+                for (key, value) in pairs {
+                    let padding = String(repeating: " ", count: max(1, 23 - key.count))
+                    print("\(key)\(padding): \(value)")
+                }
+            }
+        }
+    }
+
+    /// `xm help [COMMAND]`, as the seed says: "Für alles weitere: xm help".
+    struct Help: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the commands, or one command's options.")
+
+        @Argument(help: "A command (create, list, ...).")
+        var command: String?
+
+        func run() throws {
+            guard let command else {
+                print(XmCommand.helpMessage())
+                return
+            }
+            let subcommands = XmCommand.configuration.subcommands
+            guard
+                let match = subcommands.first(where: {
+                    $0.configuration.commandName == command
+                        || $0._commandName == command
+                })
+            else {
+                XmCommand.printError("Error: no xm command '\(command)'; try 'xm help'")
+                throw ExitCode(1)
+            }
+            print(XmCommand.helpMessage(for: match))
+        }
+    }
+
+    struct Dmesg: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show Xen's message buffer.")
+
+        @Flag(name: [.customShort("c"), .customLong("clear")], help: "Clear it after reading.")
+        var clear = false
+
+        func run() throws {
+            try XmCommand.perform {
+                guard case .text(let text) = try XmCommand.client().call(.dmesg(clear: clear))
+                else {
+                    throw ToolstackError.malformedMessage("xend did not answer with text")
+                }
+                print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
+            }
+        }
+    }
+}

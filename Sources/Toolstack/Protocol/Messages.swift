@@ -1,0 +1,247 @@
+import DomainConfig
+
+/// A request to xend. On the wire: one S-expression headed by the
+/// operation, e.g. `(pause (domain demo))`.
+public enum XendRequest: Sendable, Equatable {
+    /// Create a domain from a config xm evaluated. `skipDevices` creates it
+    /// without the devices no backend serves; `paused` leaves it paused.
+    case create(DomainSpec, skipDevices: Bool, paused: Bool)
+    /// Domains with hypervisor state; nil lists all.
+    case list(domain: String?)
+    case destroy(domain: String)
+    /// Ask the guest to power off (or reboot); with `wait`, return once
+    /// the domain is gone, destroying it after `timeoutSeconds`.
+    case shutdown(domain: String, reboot: Bool, wait: Bool, timeoutSeconds: Int)
+    case pause(domain: String)
+    case unpause(domain: String)
+    /// Save to a file in dom0 (absolute path) and destroy the domain.
+    case save(domain: String, path: String)
+    case restore(path: String, paused: Bool)
+    case info
+    /// Xen's console ring.
+    case dmesg(clear: Bool)
+    /// The pty of a domain's console, waiting up to `waitSeconds` for
+    /// xenconsoled to publish it.
+    case consoleTTY(domain: String, waitSeconds: Int)
+
+    public var sxp: DomainSXP {
+        switch self {
+        case .create(let spec, let skipDevices, let paused):
+            return .list([
+                .atom("create"), SpecCodec.encode(spec),
+                sxpField("skip-devices", skipDevices ? 1 : 0), sxpField("paused", paused ? 1 : 0),
+            ])
+        case .list(let domain):
+            return .list([.atom("list")] + (domain.map { [sxpField("domain", $0)] } ?? []))
+        case .destroy(let domain):
+            return .list([.atom("destroy"), sxpField("domain", domain)])
+        case .shutdown(let domain, let reboot, let wait, let timeout):
+            return .list([
+                .atom("shutdown"), sxpField("domain", domain), sxpField("reboot", reboot ? 1 : 0),
+                sxpField("wait", wait ? 1 : 0), sxpField("timeout", timeout),
+            ])
+        case .pause(let domain):
+            return .list([.atom("pause"), sxpField("domain", domain)])
+        case .unpause(let domain):
+            return .list([.atom("unpause"), sxpField("domain", domain)])
+        case .save(let domain, let path):
+            return .list([.atom("save"), sxpField("domain", domain), sxpField("file", path)])
+        case .restore(let path, let paused):
+            return .list([
+                .atom("restore"), sxpField("file", path), sxpField("paused", paused ? 1 : 0),
+            ])
+        case .info:
+            return .list([.atom("info")])
+        case .dmesg(let clear):
+            return .list([.atom("dmesg"), sxpField("clear", clear ? 1 : 0)])
+        case .consoleTTY(let domain, let wait):
+            return .list([.atom("console"), sxpField("domain", domain), sxpField("wait", wait)])
+        }
+    }
+
+    public init(_ sxp: DomainSXP) throws(ToolstackError) {
+        func domain() throws(ToolstackError) -> String {
+            guard let name = sxp.field("domain")?.stringValue, !name.isEmpty else {
+                throw .malformedMessage("(\(sxp.head ?? "?") ...) names no domain")
+            }
+            return name
+        }
+        func flag(_ key: String) -> Bool { sxp.field(key)?.intValue == 1 }
+        func file() throws(ToolstackError) -> String {
+            guard let path = sxp.field("file")?.stringValue, path.hasPrefix("/") else {
+                throw .malformedMessage("(\(sxp.head ?? "?") ...) needs an absolute (file ...)")
+            }
+            return path
+        }
+        switch sxp.head {
+        case "create":
+            guard let vm = sxp.children("vm").first else {
+                throw .malformedMessage("(create ...) carries no (vm ...)")
+            }
+            self = .create(
+                try SpecCodec.decode(vm), skipDevices: flag("skip-devices"), paused: flag("paused"))
+        case "list":
+            self = .list(domain: sxp.field("domain")?.stringValue)
+        case "destroy":
+            self = .destroy(domain: try domain())
+        case "shutdown":
+            let timeout = sxp.field("timeout")?.intValue ?? 0
+            guard timeout >= 0, timeout <= 86_400 else {
+                throw .malformedMessage("shutdown timeout \(timeout) s is out of range")
+            }
+            self = .shutdown(
+                domain: try domain(), reboot: flag("reboot"), wait: flag("wait"),
+                timeoutSeconds: timeout)
+        case "pause":
+            self = .pause(domain: try domain())
+        case "unpause":
+            self = .unpause(domain: try domain())
+        case "save":
+            self = .save(domain: try domain(), path: try file())
+        case "restore":
+            self = .restore(path: try file(), paused: flag("paused"))
+        case "info":
+            self = .info
+        case "dmesg":
+            self = .dmesg(clear: flag("clear"))
+        case "console":
+            let wait = sxp.field("wait")?.intValue ?? 0
+            guard wait >= 0, wait <= 3600 else {
+                throw .malformedMessage("console wait \(wait) s is out of range")
+            }
+            self = .consoleTTY(domain: try domain(), waitSeconds: wait)
+        case let head:
+            throw .malformedMessage("unknown request '\(head ?? "?")'")
+        }
+    }
+}
+
+/// xend's answer. On the wire: `(ok ...)` or `(error (kind K) (message M))`.
+public enum XendResponse: Sendable, Equatable {
+    case done
+    /// A message for the admin (e.g. what a shutdown did).
+    case message(String)
+    case created(domid: UInt32, name: String)
+    case domains([DomainSummary])
+    case info([(String, String)])
+    case text(String)
+    case tty(String)
+    case failure(kind: String, message: String)
+
+    public static func == (lhs: XendResponse, rhs: XendResponse) -> Bool {
+        switch (lhs, rhs) {
+        case (.done, .done): return true
+        case (.message(let a), .message(let b)): return a == b
+        case (.created(let a, let b), .created(let c, let d)): return a == c && b == d
+        case (.domains(let a), .domains(let b)): return a == b
+        case (.info(let a), .info(let b)):
+            return a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
+        case (.text(let a), .text(let b)): return a == b
+        case (.tty(let a), .tty(let b)): return a == b
+        case (.failure(let a, let b), .failure(let c, let d)): return a == c && b == d
+        default: return false
+        }
+    }
+
+    /// The response for an error xend hit.
+    public init(_ error: ToolstackError) {
+        self = .failure(kind: error.kind, message: error.description)
+    }
+
+    public var sxp: DomainSXP {
+        switch self {
+        case .done:
+            return .list([.atom("ok")])
+        case .message(let text):
+            return .list([.atom("ok"), sxpField("message", text)])
+        case .created(let domid, let name):
+            return .list([.atom("ok"), sxpField("domid", Int(domid)), sxpField("name", name)])
+        case .domains(let domains):
+            return .list([.atom("ok"), .list([.atom("domains")] + domains.map(Self.encode))])
+        case .info(let pairs):
+            return .list([.atom("ok"), .list([.atom("info")] + pairs.map { sxpField($0.0, $0.1) })])
+        case .text(let text):
+            return .list([.atom("ok"), sxpField("text", text)])
+        case .tty(let path):
+            return .list([.atom("ok"), sxpField("tty", path)])
+        case .failure(let kind, let message):
+            return .list([.atom("error"), sxpField("kind", kind), sxpField("message", message)])
+        }
+    }
+
+    public init(_ sxp: DomainSXP) throws(ToolstackError) {
+        switch sxp.head {
+        case "error":
+            self = .failure(
+                kind: sxp.field("kind")?.stringValue ?? "unknown",
+                message: sxp.field("message")?.stringValue ?? "xend reported an error")
+        case "ok":
+            if let message = sxp.field("message")?.stringValue {
+                self = .message(message)
+            } else if let tty = sxp.field("tty")?.stringValue {
+                self = .tty(tty)
+            } else if let text = sxp.field("text")?.stringValue {
+                self = .text(text)
+            } else if let domid = sxp.field("domid")?.intValue,
+                let name = sxp.field("name")?.stringValue
+            {
+                guard domid >= 0, domid <= Int(UInt32.max) else {
+                    throw .malformedMessage("domid \(domid) out of range")
+                }
+                self = .created(domid: UInt32(domid), name: name)
+            } else if let info = sxp.children("info").first {
+                self = .info(
+                    info.tail.compactMap { item in
+                        guard let key = item.head, let value = item.tail.first?.stringValue else {
+                            return nil
+                        }
+                        return (key, value)
+                    })
+            } else if let list = sxp.children("domains").first {
+                var domains: [DomainSummary] = []
+                for item in list.children("domain") { domains.append(try Self.decodeDomain(item)) }
+                self = .domains(domains)
+            } else if sxp.tail.isEmpty {
+                self = .done
+            } else {
+                throw .malformedMessage("an (ok ...) reply xm does not understand")
+            }
+        case let head:
+            throw .malformedMessage("unknown reply '\(head ?? "?")'")
+        }
+    }
+
+    static func encode(_ domain: DomainSummary) -> DomainSXP {
+        var items: [DomainSXP] = [
+            .atom("domain"), sxpField("name", domain.name), sxpField("domid", Int(domain.domid)),
+            sxpField("memory", domain.memoryMiB), sxpField("vcpus", domain.vcpus),
+            sxpField("state", domain.state.description),
+            // As text: an Int holds 2^63 ns (292 years) but stays exact.
+            sxpField("cpu-time", String(domain.cpuTime)),
+        ]
+        if let spec = domain.spec { items.append(SpecCodec.encode(spec)) }
+        return .list(items)
+    }
+
+    static func decodeDomain(_ sxp: DomainSXP) throws(ToolstackError) -> DomainSummary {
+        guard let name = sxp.field("name")?.stringValue,
+            let domid = sxp.field("domid")?.intValue, domid >= 0, domid <= Int(UInt32.max),
+            let memory = sxp.field("memory")?.intValue, let vcpus = sxp.field("vcpus")?.intValue,
+            let stateText = sxp.field("state")?.stringValue,
+            let state = DomainStateFlags(parsing: stateText),
+            let cpuText = sxp.field("cpu-time")?.stringValue, let cpuTime = UInt64(cpuText)
+        else { throw .malformedMessage("a (domain ...) entry lacks a field or has a bad one") }
+        var spec: DomainSpec?
+        if let vm = sxp.children("vm").first { spec = try SpecCodec.decode(vm) }
+        return DomainSummary(
+            name: name, domid: UInt32(domid), memoryMiB: memory, vcpus: vcpus, state: state,
+            cpuTime: cpuTime, spec: spec)
+    }
+}
+
+/// Encoding requests and responses into frames and back.
+public enum XendWire {
+    public static func frame(_ sxp: DomainSXP) throws(ToolstackError) -> [UInt8] {
+        try Framing.encode(Array(SXP.render(sxp).utf8))
+    }
+}

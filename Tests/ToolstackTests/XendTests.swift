@@ -1,0 +1,524 @@
+import DomainConfig
+import Foundation
+import InMemoryXenStore
+import Testing
+import XenStore
+
+@testable import Toolstack
+
+/// xend over a fake hypervisor and the in-memory xenstored: creation,
+/// rollback, lifecycle actions, save/restore, recovery, hostile input.
+@Suite struct XendTests {
+    func created(_ response: XendResponse) throws -> UInt32 {
+        guard case .created(let domid, _) = response else {
+            Issue.record("expected a created domain, got \(response)")
+            throw ToolstackError.remote("not created")
+        }
+        return domid
+    }
+
+    func failure(_ response: XendResponse) -> (kind: String, message: String)? {
+        if case .failure(let kind, let message) = response { return (kind, message) }
+        return nil
+    }
+
+    /// Polls until `condition` holds (xend acts on watch events).
+    func eventually(_ what: String, _ condition: () async -> Bool) async {
+        for _ in 0..<500 {
+            if await condition() { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    @Test func createWritesTheTreeAndIntroducesTheDomain() async throws {
+        let harness = try Harness()
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        let home = "/local/domain/\(domid)"
+        #expect(harness.store.value(at: "\(home)/name") == "demo")
+        #expect(harness.store.value(at: "\(home)/console/port") == "\(20 + domid)")
+        #expect(harness.store.value(at: "\(home)/store/ring-ref") == "\(0x1000 + domid)")
+        #expect(harness.store.isIntroduced(domid))
+        // Written level by level: children inherit their directory's list.
+        let readOnly = [
+            XenStorePermission(domid: 0, access: .none),
+            XenStorePermission(domid: domid, access: .read),
+        ]
+        for path in ["\(home)/name", "\(home)/cpu/0/availability", "\(home)/console/port"] {
+            #expect(harness.store.permissions(of: path) == readOnly, "\(path)")
+        }
+        #expect(
+            harness.store.permissions(of: "\(home)/control/shutdown")
+                == [XenStorePermission(domid: domid, access: .none)])
+        let uuid = try #require(harness.store.value(at: "\(home)/vm"))
+        #expect(harness.store.value(at: "\(uuid)/name") == "demo")
+        let domain = try #require(harness.hypervisor.state.withLock { $0.domains[domid] })
+        #expect(!domain.info.isPaused)
+        #expect(domain.image?.cmdline == "console=hvc0")
+        #expect(domain.image?.memoryMiB == 128)
+        #expect(domain.creation.maxMemoryKiB == 128 * 1024)
+        #expect(DomainUUID(bytes: domain.creation.handle)?.description == String(uuid.dropFirst(4)))
+
+        guard case .domains(let list) = await harness.response(.list(domain: nil)) else {
+            Issue.record("no list")
+            return
+        }
+        #expect(list.map(\.name) == ["Domain-0", "demo"])
+        #expect(list[1].state.description == "-b----")
+        #expect(list[1].memoryMiB == 128)
+        #expect(list[1].spec?.name == "demo")
+    }
+
+    @Test func namesAreUniqueAndResolveByNameOrId() async throws {
+        let harness = try Harness()
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: true)))
+        let second = await harness.response(
+            .create(try Harness.demoSpec(), skipDevices: false, paused: false))
+        #expect(failure(second)?.kind == "name-in-use")
+        #expect(harness.hypervisor.domids == [0, domid])
+        // Dom0's name is taken too.
+        let dom0 = await harness.response(
+            .create(try Harness.demoSpec(name: "Domain-0"), skipDevices: false, paused: false))
+        #expect(failure(dom0)?.kind == "name-in-use")
+
+        #expect(await harness.response(.unpause(domain: "\(domid)")) == .done)
+        #expect(harness.hypervisor.state.withLock { $0.domains[domid]?.info.isPaused } == false)
+        #expect(await harness.response(.pause(domain: "demo")) == .done)
+        #expect(harness.hypervisor.state.withLock { $0.domains[domid]?.info.isPaused } == true)
+        #expect(failure(await harness.response(.pause(domain: "nope")))?.kind == "no-such-domain")
+        #expect(failure(await harness.response(.pause(domain: "0")))?.kind == "not-allowed")
+        #expect(
+            failure(await harness.response(.destroy(domain: "Domain-0")))?.kind == "not-allowed")
+    }
+
+    @Test func devicesNeedARunningBackend() async throws {
+        let harness = try Harness()
+        var spec = try Seed.spec(Seed.debian1)
+        spec.kernel = CommandLine.arguments[0]
+        let refused = await harness.response(.create(spec, skipDevices: false, paused: false))
+        let (kind, message) = try #require(failure(refused))
+        #expect(kind == "backend-missing")
+        #expect(message.contains("no vbd backend runs yet"))
+        #expect(harness.hypervisor.domids == [0], "nothing was created")
+
+        let domid = try created(
+            await harness.response(.create(spec, skipDevices: true, paused: false)))
+        #expect(harness.store.children(of: "/local/domain/\(domid)/device") == ["suspend"])
+        #expect(harness.store.children(of: "/local/domain/0/backend") == nil)
+    }
+
+    @Test func aBackendThatNeverAnswersRollsEverythingBack() async throws {
+        let harness = try Harness(settings: Harness.settings(backendTimeout: 1))
+        // Announced, but nobody moves the devices out of state 1.
+        try harness.store.write(StorePaths.backendMarker("vbd"), "\(getpid())")
+        try harness.store.write(StorePaths.backendMarker("vif"), "\(getpid())")
+        var spec = try Seed.spec(Seed.debian1)
+        spec.kernel = CommandLine.arguments[0]
+        let response = await harness.response(.create(spec, skipDevices: false, paused: false))
+        #expect(failure(response)?.kind == "backend-timeout")
+        #expect(harness.hypervisor.domids == [0])
+        let destroyed = harness.hypervisor.state.withLock { $0.destroyed }
+        #expect(destroyed.count == 1)
+        let domid = try #require(destroyed.first)
+        #expect(harness.store.value(at: "/local/domain/\(domid)") == nil)
+        #expect(harness.paths(under: "/local/domain/0/backend/vbd/\(domid)").isEmpty)
+        #expect(harness.paths(under: "/local/domain/0/backend/vif/\(domid)").isEmpty)
+        #expect(harness.paths(under: "/vm").count <= 1, "no /vm/UUID left")
+        #expect(harness.store.value(at: "/proxenos/xend/domain/\(domid)") == nil)
+    }
+
+    @Test func aFailedBuildLeavesNothing() async throws {
+        let harness = try Harness()
+        harness.hypervisor.state.withLock {
+            $0.failBuild = .builder(step: "parsing the kernel image", detail: "not an ELF")
+        }
+        let response = await harness.response(
+            .create(try Harness.demoSpec(), skipDevices: false, paused: false))
+        #expect(failure(response)?.message.contains("not an ELF") == true)
+        #expect(harness.hypervisor.domids == [0])
+        #expect(harness.store.children(of: "/local/domain")?.contains("1") != true)
+    }
+
+    @Test func aMissingKernelFailsBeforeAnyDomainExists() async throws {
+        let harness = try Harness()
+        var spec = try Harness.demoSpec()
+        spec.kernel = "/nonexistent/vmlinuz"
+        let response = await harness.response(.create(spec, skipDevices: false, paused: false))
+        #expect(failure(response)?.message.contains("/nonexistent/vmlinuz") == true)
+        #expect(harness.hypervisor.state.withLock { $0.nextDomid } == 1)
+    }
+
+    @Test func destroyRemovesEveryNode() async throws {
+        let harness = try Harness()
+        let backends = try harness.runBackends()
+        defer { backends.cancel() }
+        var spec = try Seed.spec(Seed.debian1)
+        spec.kernel = CommandLine.arguments[0]
+        let domid = try created(
+            await harness.response(.create(spec, skipDevices: false, paused: false)))
+        #expect(!harness.paths(under: "/local/domain/0/backend/vbd/\(domid)").isEmpty)
+        #expect(await harness.response(.destroy(domain: "debian1")) == .done)
+        #expect(harness.hypervisor.domids == [0])
+        #expect(harness.store.value(at: "/local/domain/\(domid)") == nil)
+        #expect(harness.paths(under: "/local/domain/0/backend/vbd/\(domid)").isEmpty)
+        #expect(harness.paths(under: "/local/domain/0/backend/vif/\(domid)").isEmpty)
+        #expect(harness.store.children(of: "/vm")?.isEmpty ?? true)
+        #expect(harness.store.value(at: "/proxenos/xend/domain/\(domid)") == nil)
+    }
+
+    @Test func lifecycleActionsOnShutdown() async throws {
+        let harness = try Harness()
+        let monitor = Task { try await harness.xend.monitor() }
+        defer { monitor.cancel() }
+        // on_poweroff = destroy
+        let first = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        harness.hypervisor.shutDown(first, reason: .poweroff)
+        try await harness.client.releaseDomain(first)  // fires @releaseDomain
+        await eventually("the powered-off domain and its nodes to go") {
+            harness.hypervisor.domids == [0]
+                && harness.store.value(at: "/local/domain/\(first)") == nil
+        }
+
+        // on_crash = restart: a new domain with the same name and UUID.
+        let second = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        let uuid = harness.store.value(at: "/local/domain/\(second)/vm")
+        harness.hypervisor.shutDown(second, reason: .crash)
+        try await harness.client.releaseDomain(second)
+        await eventually("the crashed domain to restart") {
+            let ids = harness.hypervisor.domids
+            return ids.count == 2 && !ids.contains(second)
+        }
+        let third = try #require(harness.hypervisor.domids.last)
+        await eventually("the restarted domain's tree") {
+            harness.store.value(at: "/local/domain/\(third)/name") == "demo"
+        }
+        #expect(harness.store.value(at: "/local/domain/\(third)/vm") == uuid)
+        #expect(harness.store.value(at: "/local/domain/\(second)") == nil)
+    }
+
+    @Test func preserveAndRenameRestart() async throws {
+        let harness = try Harness()
+        let monitor = Task { try await harness.xend.monitor() }
+        defer { monitor.cancel() }
+        let kept = try created(
+            await harness.response(
+                .create(
+                    try Harness.demoSpec(name: "kept", arguments: ["on_crash=preserve"]),
+                    skipDevices: false, paused: false)))
+        harness.hypervisor.shutDown(kept, reason: .crash)
+        try await harness.client.releaseDomain(kept)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(harness.hypervisor.domids.contains(kept))
+        guard case .domains(let list) = await harness.response(.list(domain: "kept")) else {
+            Issue.record("no list")
+            return
+        }
+        #expect(list.first?.state.description == "----c-")
+        #expect(await harness.response(.destroy(domain: "kept")) == .done)
+
+        let old = try created(
+            await harness.response(
+                .create(
+                    try Harness.demoSpec(name: "phoenix", arguments: ["on_reboot=rename-restart"]),
+                    skipDevices: false, paused: false)))
+        harness.hypervisor.shutDown(old, reason: .reboot)
+        try await harness.client.releaseDomain(old)
+        await eventually("the fresh phoenix") { harness.hypervisor.domids.count == 3 }
+        let renamed = try #require(harness.store.value(at: "/local/domain/\(old)/name"))
+        #expect(renamed.hasPrefix("Domain-"))
+        let fresh = try #require(harness.hypervisor.domids.last)
+        await eventually("the fresh phoenix's tree") {
+            harness.store.value(at: "/local/domain/\(fresh)/name") == "phoenix"
+        }
+        #expect(
+            harness.store.value(at: "/local/domain/\(fresh)/vm")
+                != harness.store.value(at: "/local/domain/\(old)/vm"))
+    }
+
+    @Test func restartLoopIsBroken() async throws {
+        var settings = Harness.settings()
+        settings.minimumRestartSeconds = 3600
+        let harness = try Harness(settings: settings)
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        harness.hypervisor.shutDown(domid, reason: .crash)
+        await harness.xend.reconcile()
+        #expect(harness.hypervisor.domids == [0], "destroyed, not restarted")
+    }
+
+    @Test func shutdownWaitsAndDestroysAfterTheDeadline() async throws {
+        let harness = try Harness()
+        let monitor = Task { try await harness.xend.monitor() }
+        defer { monitor.cancel() }
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        // A guest that obeys.
+        let obeying = Task {
+            while harness.store.value(at: "/local/domain/\(domid)/control/shutdown") != "poweroff" {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            harness.hypervisor.shutDown(domid, reason: .poweroff)
+            try await harness.client.releaseDomain(domid)
+        }
+        let response = await harness.response(
+            .shutdown(domain: "demo", reboot: false, wait: true, timeoutSeconds: 10))
+        #expect(response == .done)
+        try await obeying.value
+        #expect(harness.hypervisor.domids == [0])
+
+        // A guest that ignores the request is destroyed after the deadline.
+        let stubborn = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        let late = await harness.response(
+            .shutdown(domain: "demo", reboot: false, wait: true, timeoutSeconds: 1))
+        #expect(failure(late)?.kind == "guest-timeout")
+        #expect(failure(late)?.message.contains("destroyed") == true)
+        #expect(!harness.hypervisor.domids.contains(stubborn))
+        #expect(harness.store.value(at: "/local/domain/\(stubborn)") == nil)
+    }
+
+    @Test func saveAndRestore() async throws {
+        let harness = try Harness()
+        let directory = TemporaryDirectory()
+        let file = directory.path + "/demo.save"
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        let uuid = harness.store.value(at: "/local/domain/\(domid)/vm")
+        // The guest suspends when asked.
+        let guest = Task {
+            while harness.store.value(at: "/local/domain/\(domid)/control/shutdown") != "suspend" {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            harness.hypervisor.shutDown(domid, reason: .suspend)
+        }
+        #expect(await harness.response(.save(domain: "demo", path: file)) == .done)
+        try await guest.value
+        #expect(harness.hypervisor.domids == [0], "saved domains stop")
+        #expect(harness.store.value(at: "/local/domain/\(domid)") == nil)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        let (spec, size) = try SaveFile.parseHeader(bytes, path: file)
+        #expect(spec.name == "demo")
+        #expect(String(decoding: bytes[size...], as: UTF8.self) == "STREAM-\(domid)")
+
+        let restored = try created(await harness.response(.restore(path: file, paused: false)))
+        #expect(harness.store.value(at: "/local/domain/\(restored)/name") == "demo")
+        #expect(harness.store.value(at: "/local/domain/\(restored)/vm") == uuid)
+        #expect(harness.store.value(at: "/local/domain/\(restored)/store/ring-ref") == "\(0x3000)")
+        #expect(harness.store.isIntroduced(restored))
+        // Restoring again while it runs would duplicate the name.
+        #expect(
+            failure(await harness.response(.restore(path: file, paused: false)))?.kind
+                == "name-in-use")
+    }
+
+    @Test func aGuestThatWillNotSuspendKeepsRunning() async throws {
+        var settings = Harness.settings()
+        settings.suspendTimeoutSeconds = 1
+        let harness = try Harness(settings: settings)
+        let directory = TemporaryDirectory()
+        let file = directory.path + "/demo.save"
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        let response = await harness.response(.save(domain: "demo", path: file))
+        #expect(failure(response)?.kind == "guest-timeout")
+        #expect(harness.hypervisor.domids == [0, domid])
+        #expect(!FileManager.default.fileExists(atPath: file), "no half-written file")
+        #expect(harness.store.value(at: "/local/domain/\(domid)/control/shutdown") == "")
+        // It can still be destroyed (the save no longer holds it).
+        #expect(await harness.response(.destroy(domain: "demo")) == .done)
+    }
+
+    @Test func badSaveFilesAreRefused() async throws {
+        let harness = try Harness()
+        let directory = TemporaryDirectory()
+        let cases: [(String, [UInt8])] = [
+            ("empty", []),
+            ("foreign", Array("LinuxGuestRecord".utf8)),
+            ("short", SaveFile.magic + [0, 0, 1]),
+            ("huge", SaveFile.magic + [0x7f, 0xff, 0xff, 0xff]),
+            ("garbage", SaveFile.magic + [0, 0, 0, 5] + Array("(vm (".utf8)),
+        ]
+        for (name, bytes) in cases {
+            let path = directory.path + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let response = await harness.response(.restore(path: path, paused: false))
+            #expect(failure(response)?.kind == "save-file", "\(name)")
+        }
+        #expect(harness.hypervisor.domids == [0])
+    }
+
+    @Test func aRestartedXendAdoptsItsDomains() async throws {
+        let harness = try Harness()
+        let backends = try harness.runBackends()
+        defer { backends.cancel() }
+        var spec = try Seed.spec(Seed.debian1)
+        spec.kernel = CommandLine.arguments[0]
+        let domid = try created(
+            await harness.response(.create(spec, skipDevices: false, paused: false)))
+        let gone = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        // xend "restarts" while `gone` is destroyed behind its back and a
+        // hostile or damaged record appears.
+        try harness.hypervisor.destroy(gone)
+        try harness.store.write("/proxenos/xend/domain/77/config", "(vm (name")
+        try harness.store.write("/proxenos/xend/domain/junk/config", "x")
+
+        let second = Xend(
+            hypervisor: harness.hypervisor, store: try harness.store.connect(),
+            settings: Harness.settings())
+        await second.recover()
+        guard case .domains(let list) = await second.handle(.list(domain: nil)) else {
+            Issue.record("no list")
+            return
+        }
+        #expect(list.map(\.name) == ["Domain-0", "debian1"])
+        #expect(list[1].spec?.disks.count == 3)
+        #expect(harness.hypervisor.state.withLock { $0.domains[domid]?.info.isPaused } == false)
+        #expect(
+            harness.store.value(at: "/local/domain/\(gone)") == nil,
+            "the vanished domain's nodes went")
+        // It manages what it adopted.
+        #expect(await second.handle(.destroy(domain: "debian1")) == .done)
+        #expect(harness.paths(under: "/local/domain/0/backend/vbd/\(domid)").isEmpty)
+    }
+
+    @Test func hostileConsoleNodeIsNotFollowed() async throws {
+        let harness = try Harness()
+        let domid = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+        try harness.store.write("/local/domain/\(domid)/console/tty", "/dev/sda")
+        let response = await harness.response(.consoleTTY(domain: "demo", waitSeconds: 0))
+        #expect(failure(response)?.kind == "guest-fault")
+        try harness.store.write("/local/domain/\(domid)/console/tty", "/dev/pts/4")
+        #expect(
+            await harness.response(.consoleTTY(domain: "demo", waitSeconds: 0))
+                == .tty("/dev/pts/4"))
+        #expect(Xend.isPseudoTerminal("/dev/pts/12"))
+        for bad in ["/dev/pts/", "/dev/pts/1/../../sda", "/dev/pts/x", "/dev/ptmx", "pts/1"] {
+            #expect(!Xend.isPseudoTerminal(bad), "\(bad)")
+        }
+    }
+
+    @Test func infoAndDmesg() async throws {
+        let harness = try Harness()
+        guard case .info(let pairs) = await harness.response(.info) else {
+            Issue.record("no info")
+            return
+        }
+        let info = Dictionary(pairs, uniquingKeysWith: { a, _ in a })
+        #expect(info["xen_major"] == "4")
+        #expect(info["total_memory"] == "2048")
+        #expect(info["nr_cpus"] == "2")
+        #expect(await harness.response(.dmesg(clear: false)) == .text("(XEN) hello\n"))
+    }
+
+    @Test func serverAnswersOverTheSocket() async throws {
+        let harness = try Harness()
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/xend.sock"
+        let server = try XendServer(path: path, xend: harness.xend, logger: .init(label: "test"))
+        try server.start()
+        let client = XendClient(socketPath: path, connectTimeoutSeconds: 5)
+        let response = try await offload { () throws(ToolstackError) in
+            try client.send(.list(domain: nil))
+        }
+        guard case .domains(let list) = response else {
+            Issue.record("no list: \(response)")
+            return
+        }
+        #expect(list.first?.name == "Domain-0")
+        let missing = try await offload { () throws(ToolstackError) in
+            try client.send(.pause(domain: "ghost"))
+        }
+        #expect(failure(missing)?.kind == "no-such-domain")
+        // The socket is for root only.
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+    }
+}
+
+@Suite struct ConfigErrorTests {
+    /// A malformed config fails in xm, before xend sees it, with its file
+    /// and line.
+    @Test func errorsCarryLineNumbers() {
+        let text = """
+            kernel = "/boot/vmlinuz"
+            memory = 128
+            name = "demo
+            """
+        do {
+            _ = try Seed.spec(text, file: "/etc/xen/broken")
+            Issue.record("the config was accepted")
+        } catch let error as DomainConfigError {
+            #expect(error.location?.line == 3)
+            #expect(error.description.hasPrefix("/etc/xen/broken:3"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        do {
+            _ = try Seed.spec("kernel = '/k'\nmemory = 'lots'\n", file: "/etc/xen/x")
+            Issue.record("the config was accepted")
+        } catch let error as DomainConfigError {
+            #expect(error.description.contains("/etc/xen/x:2"))
+            #expect(error.key == "memory")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func consoleEscapeSplitsInput() {
+        let input: [UInt8] = [0x61, 0x62, ConsoleAttach.escape, 0x63]
+        let (forward, detach) = ConsoleAttach.split(input[...])
+        #expect(Array(forward) == [0x61, 0x62])
+        #expect(detach)
+        let plain = ConsoleAttach.split([0x61][...])
+        #expect(!plain.detach && Array(plain.forward) == [0x61])
+    }
+
+    @Test func specCodecRoundTripsTheSeedConfigs() throws {
+        for text in [Seed.debian1, Seed.netbsd, Seed.freebsd] {
+            var spec = try Seed.spec(text)
+            spec.warnings = []
+            spec.uuid = "12345678-9abc-def0-1234-56789abcdef0"
+            let decoded = try SpecCodec.decode(try SXP.parse(SXP.render(SpecCodec.encode(spec))))
+            #expect(decoded == spec)
+        }
+    }
+
+    @Test func specCodecRejectsInconsistentSpecs() throws {
+        let base = SpecCodec.encode(try Harness.demoSpec())
+        func replacing(_ key: String, _ value: DomainSXP) -> DomainSXP {
+            .list(
+                [.atom("vm")]
+                    + base.tail.map { $0.head == key ? .list([.atom(key), value]) : $0 })
+        }
+        let bad = [
+            replacing("name", .atom("")), replacing("name", .atom("12")),
+            replacing("name", .atom("a/b")), replacing("kernel", .atom("relative")),
+            replacing("memory", .integer(0)), replacing("maxmem", .integer(1)),
+            replacing("vcpus", .integer(0)), replacing("on_crash", .atom("explode")),
+            .list([.atom("vm")]),
+        ]
+        for value in bad {
+            #expect(throws: ToolstackError.self, "\(SXP.render(value))") {
+                try SpecCodec.decode(value)
+            }
+        }
+    }
+}
