@@ -43,10 +43,13 @@ let package = Package(
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
-        .target(name: "DomainConfig", dependencies: [systemPackage]),
+        // S-expressions: one value type, parser and writer for xend-config.sxp,
+        // xend's socket and save files, and xm's printed configs.
+        .target(name: "SXP"),
+        .target(name: "DomainConfig", dependencies: ["SXP", systemPackage]),
         .target(
             name: "NetConf",
-            dependencies: ["CNetlink", "CNftables", "LinuxSystem", systemPackage]
+            dependencies: ["CNetlink", "CNftables", "LinuxSystem", "SXP", systemPackage]
         ),
 
         // MARK: test support (never linked into the executable)
@@ -65,7 +68,7 @@ let package = Package(
         .target(
             name: "Toolstack",
             dependencies: [
-                "CXen", "CLinux", "LinuxSystem", "DomainConfig", "XenStore", systemPackage,
+                "CXen", "CLinux", "LinuxSystem", "DomainConfig", "SXP", "XenStore", systemPackage,
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,6 +87,7 @@ let package = Package(
         // MARK: tests
         .testTarget(name: "InitTests", dependencies: ["Init", "InMemoryXenStore"]),
         .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
+        .testTarget(name: "SXPTests", dependencies: ["SXP"]),
         .testTarget(
             name: "XenStoreTests",
             dependencies: ["XenStore", "InMemoryXenStore", "Commands"]

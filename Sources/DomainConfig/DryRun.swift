@@ -1,61 +1,30 @@
-/// An S-expression as xm and xend exchanged domain configurations.
+import SXP
+
+/// An S-expression as xm and xend exchanged domain configurations: atoms
+/// (xend's reader made every word and string one), integers and lists.
 public indirect enum DomainSXP: Sendable, Hashable {
     case atom(String)
     case integer(Int)
     case list([DomainSXP])
 
+    /// The tree as SXP nodes, atoms as symbols (the writer quotes those
+    /// that need it).
+    public var node: SXPNode {
+        switch self {
+        case .atom(let text): return SXPNode(.symbol(text))
+        case .integer(let value): return SXPNode(.integer(Int64(value)))
+        case .list(let items): return SXPNode(.list(items.map(\.node)))
+        }
+    }
+
     /// One line, as xend's `sxp.show` wrote it: strings that are not plain
     /// atoms are quoted with Python's `repr`.
-    public var text: String {
-        switch self {
-        case .integer(let value):
-            return String(value)
-        case .atom(let value):
-            return Self.isPlainAtom(value) ? value : pythonStringRepr(value)
-        case .list(let items):
-            return "(" + items.map(\.text).joined(separator: " ") + ")"
-        }
-    }
+    public var text: String { SXPWriter.python.render(node) }
 
-    /// xend's `sxp.atomp`: letters, digits and `.-_:/~` print bare (and
-    /// so does a lone `@`).
-    static func isPlainAtom(_ value: String) -> Bool {
-        value == "@"
-            || value.unicodeScalars.allSatisfy { scalar in
-                scalar.isASCII
-                    && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
-                        || ".-_:/~".unicodeScalars.contains(scalar))
-            }
-    }
-
-    /// Pretty-printed like xend's `PrettyPrint.prettyprint` (an Oppen-style
-    /// printer, 80 columns): a list that fits on the rest of the line is
-    /// printed flat; otherwise its head follows the parenthesis, every other
-    /// element starts a new line indented 4 past the parenthesis, and the
-    /// closing parenthesis gets its own line under the opening one.
-    /// Ends with a newline, as `print` did.
+    /// Pretty-printed like xend's `PrettyPrint.prettyprint` at `width`
+    /// columns (``SXPWriter/prettyPrinted(_:width:)``), ending with a newline.
     public func prettyPrinted(width: Int = 80) -> String {
-        var out = ""
-        render(column: 0, width: width, into: &out)
-        return out + "\n"
-    }
-
-    private func render(column: Int, width: Int, into out: inout String) {
-        let flat = text
-        guard case .list(let items) = self, column + flat.utf8.count > width else {
-            out += flat
-            return
-        }
-        out += "("
-        for (index, item) in items.enumerated() {
-            if index == 0 {
-                item.render(column: column + 1, width: width, into: &out)
-            } else {
-                out += "\n" + String(repeating: " ", count: column + 4)
-                item.render(column: column + 4, width: width, into: &out)
-            }
-        }
-        out += "\n" + String(repeating: " ", count: column) + ")"
+        SXPWriter.python.prettyPrinted(node.value, width: width)
     }
 }
 

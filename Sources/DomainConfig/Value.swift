@@ -1,3 +1,5 @@
+import SXP
+
 /// A value of the config language: the Python types xm configs use.
 enum ConfigValue: Equatable {
     case integer(Int)
@@ -62,28 +64,7 @@ struct ConfigItem: Equatable {
 /// Python 2 `repr()` of a byte string: single quotes unless the text holds a
 /// single quote and no double quote; non-printable bytes as `\xNN`.
 func pythonStringRepr(_ text: String) -> String {
-    let bytes = Array(text.utf8)
-    let quote: UInt8 =
-        bytes.contains(UInt8(ascii: "'")) && !bytes.contains(UInt8(ascii: "\""))
-        ? UInt8(ascii: "\"") : UInt8(ascii: "'")
-    var out: [UInt8] = [quote]
-    for byte in bytes {
-        switch byte {
-        case quote, UInt8(ascii: "\\"):
-            out += [UInt8(ascii: "\\"), byte]
-        case 0x09: out += Array("\\t".utf8)
-        case 0x0A: out += Array("\\n".utf8)
-        case 0x0D: out += Array("\\r".utf8)
-        case 0x20..<0x7F: out.append(byte)
-        default:
-            let hex = Array("0123456789abcdef".utf8)
-            out += [
-                UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(byte >> 4)], hex[Int(byte & 15)],
-            ]
-        }
-    }
-    out.append(quote)
-    return String(decoding: out, as: UTF8.self)
+    SXPWriter.python.quote(text)
 }
 
 /// Python's `int()` on a decimal string: optional sign, surrounding spaces.

@@ -1,3 +1,5 @@
+import SXP
+
 /// What `start` recorded so that `stop` can put the network back: written
 /// as SXP (read back with the same parser as the configuration).
 public struct BridgeRecord: Sendable, Equatable {
@@ -123,8 +125,8 @@ public enum RecordCodec {
     /// One field per line, for an administrator reading the file.
     private static func lines(_ items: [SXPNode]) -> String {
         guard let head = items.first else { return "()\n" }
-        var text = "(" + SXPWriter.render(head)
-        for item in items.dropFirst() { text += "\n  " + SXPWriter.render(item) }
+        var text = "(" + SXPWriter.config.render(head)
+        for item in items.dropFirst() { text += "\n  " + SXPWriter.config.render(item) }
         return text + ")\n"
     }
 

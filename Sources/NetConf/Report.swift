@@ -1,3 +1,5 @@
+import SXP
+
 /// Human-readable output of `netconf check` and `netconf status`.
 public enum Report {
     /// The effective configuration as an xend-config.sxp that reads back to
@@ -14,10 +16,10 @@ public enum Report {
                 let network = config.network
                 value =
                     network.mode == .none
-                    ? SXPWriter.quote(network.scriptName)
-                    : SXPWriter.quote(network.effectiveLine)
+                    ? SXPWriter.config.quote(network.scriptName)
+                    : SXPWriter.config.quote(network.effectiveLine)
             case "vif-script":
-                value = SXPWriter.render(.symbol(config.vif.effectiveLine))
+                value = SXPWriter.config.render(.symbol(config.vif.effectiveLine))
             default:
                 if case .none = option.value { continue }
                 value = option.value.rendered
@@ -29,7 +31,7 @@ public enum Report {
         if !config.unknown.isEmpty {
             lines.append("# unknown keys, kept but read by nothing:")
             for (_, node) in config.unknown {
-                lines.append("\(SXPWriter.render(node))  # line \(node.location.line)")
+                lines.append("\(SXPWriter.config.render(node))  # line \(node.location.line)")
             }
         }
         return lines.joined(separator: "\n") + "\n"

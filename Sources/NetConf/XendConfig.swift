@@ -1,3 +1,8 @@
+import SXP
+
+/// A line and column in xend-config.sxp (or a record file).
+public typealias SourceLocation = SXPLocation
+
 /// A finding about the configuration file, located in it.
 public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public enum Severity: String, Sendable { case error, warning }
@@ -36,9 +41,9 @@ public enum OptionValue: Sendable, Equatable {
         switch self {
         case .bool(let flag): return flag ? "yes" : "no"
         case .integer(let number): return String(number)
-        case .text(let text): return SXPWriter.render(.symbol(text))
+        case .text(let text): return SXPWriter.config.render(.symbol(text))
         case .expression(let nodes):
-            return nodes.map { SXPWriter.render($0) }.joined(separator: " ")
+            return nodes.map { SXPWriter.config.render($0) }.joined(separator: " ")
         case .none: return "''"
         }
     }
@@ -508,7 +513,7 @@ private struct ConfigReader {
         return (name, arguments)
     }
 
-    func render(_ node: SXPNode) -> String { SXPWriter.render(node) }
+    func render(_ node: SXPNode) -> String { SXPWriter.config.render(node) }
 
     mutating func warn(_ location: SourceLocation, _ message: String) {
         warnings.append(

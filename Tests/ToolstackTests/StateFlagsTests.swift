@@ -107,7 +107,7 @@ import Testing
                 name: "demo", domid: 3, memoryMiB: 128, vcpus: 1,
                 state: DomainStateFlags(blocked: true), cpuTime: 0, spec: spec)
         ])
-        let parsed = try SXP.parse(text)
+        let parsed = try XendWire.parse(text)
         #expect(parsed.head == "domain")
         #expect(parsed.field("domid")?.intValue == 3)
         #expect(parsed.field("state")?.stringValue == "-b----")

@@ -124,7 +124,7 @@ import XenStore
         #expect(try node(nodes, vm).permissions == perms("n0 r7"))
         #expect(try node(nodes, "/proxenos/xend/domain/7").permissions == perms("n0"))
         let config = try node(nodes, "/proxenos/xend/domain/7/config").value
-        let decoded = try SpecCodec.decode(try SXP.parse(config))
+        let decoded = try SpecCodec.decode(try XendWire.parse(config))
         #expect(decoded.uuid == uuid.description)
         #expect(decoded.disks == spec.disks)
     }

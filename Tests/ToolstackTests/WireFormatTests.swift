@@ -15,7 +15,7 @@ import Testing
             .list([.atom("quote"), .atom("a\"b\\c\nd\u{1}é")]),
         ])
         #expect(
-            SXP.render(value)
+            XendWire.render(value)
                 == #"(vm (name debian1) (memory 256) (root "/dev/hda1 ro") (empty "") "#
                 + #"(digits "123") (negative -5) (quote "a\"b\\c\nd\x01\xc3\xa9"))"#)
     }
@@ -27,44 +27,46 @@ import Testing
         ]
         for atom in atoms {
             let value = DomainSXP.list([.atom("k"), .atom(atom), .integer(Int.max), .list([])])
-            #expect(try SXP.parse(SXP.render(value)) == value, "atom \(atom.debugDescription)")
+            #expect(
+                try XendWire.parse(XendWire.render(value)) == value, "atom \(atom.debugDescription)"
+            )
         }
     }
 
     @Test func readsXendStyleSingleQuotes() throws {
         #expect(
-            try SXP.parse("(args 'console=hvc0 quiet')")
+            try XendWire.parse("(args 'console=hvc0 quiet')")
                 == .list([.atom("args"), .atom("console=hvc0 quiet")]))
         #expect(
-            try SXP.parse("  (a\n\t(b 1)  )\n")
+            try XendWire.parse("  (a\n\t(b 1)  )\n")
                 == .list([.atom("a"), .list([.atom("b"), .integer(1)])]))
-        #expect(try SXP.parse("'it\\'s'") == .atom("it's"))
+        #expect(try XendWire.parse("'it\\'s'") == .atom("it's"))
     }
 
     @Test func rejectsMalformedText() {
         let bad = [
-            "", "(", ")", "(a", "(a))", "\"open", "(a \"b)", "a b", "\"\\x4\"", "(x) y",
+            "", "(", ")", "(a", "(a))", "\"open", "(a \"b)", "a b", "\"\\xg\"", "(x) y",
         ]
         for text in bad {
             #expect(throws: ToolstackError.self, "\(text.debugDescription)") {
-                try SXP.parse(text)
+                try XendWire.parse(text)
             }
         }
     }
 
     @Test func limitsNesting() throws {
         let deep =
-            String(repeating: "(", count: SXP.maximumDepth + 1)
-            + String(repeating: ")", count: SXP.maximumDepth + 1)
-        #expect(throws: ToolstackError.self) { try SXP.parse(deep) }
+            String(repeating: "(", count: XendWire.maximumDepth + 1)
+            + String(repeating: ")", count: XendWire.maximumDepth + 1)
+        #expect(throws: ToolstackError.self) { try XendWire.parse(deep) }
         let fine =
-            String(repeating: "(", count: SXP.maximumDepth)
-            + String(repeating: ")", count: SXP.maximumDepth)
-        _ = try SXP.parse(fine)
+            String(repeating: "(", count: XendWire.maximumDepth)
+            + String(repeating: ")", count: XendWire.maximumDepth)
+        _ = try XendWire.parse(fine)
     }
 
     @Test func accessorsFindFields() throws {
-        let value = try SXP.parse("(create (vm (name x)) (paused 1) (ip a) (ip b))")
+        let value = try XendWire.parse("(create (vm (name x)) (paused 1) (ip a) (ip b))")
         #expect(value.head == "create")
         #expect(value.field("paused")?.intValue == 1)
         #expect(value.children("ip").compactMap { $0.tail.first?.stringValue } == ["a", "b"])
@@ -138,14 +140,14 @@ import Testing
             decoder.append([byte])
             payload = try decoder.next()
         }
-        return try XendRequest(try SXP.parse(try #require(payload)))
+        return try XendRequest(try XendWire.parse(try #require(payload)))
     }
 
     func roundTrip(_ response: XendResponse) throws -> XendResponse {
         let bytes = try XendWire.frame(response.sxp)
         var decoder = FrameDecoder()
         decoder.append(bytes)
-        return try XendResponse(try SXP.parse(try #require(try decoder.next())))
+        return try XendResponse(try XendWire.parse(try #require(try decoder.next())))
     }
 
     @Test func everyRequestSurvivesTheWire() throws {
@@ -174,9 +176,10 @@ import Testing
 
     @Test func requestLiteral() {
         #expect(
-            SXP.render(XendRequest.pause(domain: "debian 1").sxp) == #"(pause (domain "debian 1"))"#
+            XendWire.render(XendRequest.pause(domain: "debian 1").sxp)
+                == #"(pause (domain "debian 1"))"#
         )
-        #expect(SXP.render(XendRequest.list(domain: nil).sxp) == "(list)")
+        #expect(XendWire.render(XendRequest.list(domain: nil).sxp) == "(list)")
     }
 
     @Test func everyResponseSurvivesTheWire() throws {
@@ -209,7 +212,7 @@ import Testing
         ]
         for text in bad {
             #expect(throws: ToolstackError.self, "\(text)") {
-                try XendRequest(try SXP.parse(text))
+                try XendRequest(try XendWire.parse(text))
             }
         }
     }

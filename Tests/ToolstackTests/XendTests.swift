@@ -496,7 +496,8 @@ import XenStore
             var spec = try Seed.spec(text)
             spec.warnings = []
             spec.uuid = "12345678-9abc-def0-1234-56789abcdef0"
-            let decoded = try SpecCodec.decode(try SXP.parse(SXP.render(SpecCodec.encode(spec))))
+            let decoded = try SpecCodec.decode(
+                try XendWire.parse(XendWire.render(SpecCodec.encode(spec))))
             #expect(decoded == spec)
         }
     }
@@ -516,7 +517,7 @@ import XenStore
             .list([.atom("vm")]),
         ]
         for value in bad {
-            #expect(throws: ToolstackError.self, "\(SXP.render(value))") {
+            #expect(throws: ToolstackError.self, "\(XendWire.render(value))") {
                 try SpecCodec.decode(value)
             }
         }

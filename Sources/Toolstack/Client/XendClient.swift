@@ -28,7 +28,7 @@ public struct XendClient: Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             if let payload = try decoder.next() {
-                return try XendResponse(try SXP.parse(payload))
+                return try XendResponse(try XendWire.parse(payload))
             }
             let count = try UnixSocket.read(fd, into: &buffer)
             guard count > 0 else {

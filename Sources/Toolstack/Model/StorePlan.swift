@@ -185,7 +185,7 @@ public enum StorePlan {
         let xend = StorePaths.xend(domid)
         nodes += [
             StoreNode(xend, permissions: privateToDom0),
-            StoreNode("\(xend)/config", SXP.render(SpecCodec.encode(saved))),
+            StoreNode("\(xend)/config", XendWire.render(SpecCodec.encode(saved))),
             StoreNode("\(xend)/created", formatSeconds(createdAt)),
         ]
         return nodes

@@ -242,6 +242,6 @@ public enum XendResponse: Sendable, Equatable {
 /// Encoding requests and responses into frames and back.
 public enum XendWire {
     public static func frame(_ sxp: DomainSXP) throws(ToolstackError) -> [UInt8] {
-        try Framing.encode(Array(SXP.render(sxp).utf8))
+        try Framing.encode(Array(XendWire.render(sxp).utf8))
     }
 }

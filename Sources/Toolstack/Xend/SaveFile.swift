@@ -15,7 +15,7 @@ public enum SaveFile {
 
     /// The header for a domain's config (its `uuid` set).
     public static func header(for spec: DomainSpec) throws(ToolstackError) -> [UInt8] {
-        let config = Array(SXP.render(SpecCodec.encode(spec)).utf8)
+        let config = Array(XendWire.render(SpecCodec.encode(spec)).utf8)
         guard config.count <= maximumConfigSize else {
             throw .invalidSpec("the config is \(config.count) bytes, over the save file's limit")
         }
@@ -49,7 +49,7 @@ public enum SaveFile {
         }
         let text = Array(bytes[(at + 4)..<(at + 4 + length)])
         do throws(ToolstackError) {
-            let spec = try SpecCodec.decode(try SXP.parse(text))
+            let spec = try SpecCodec.decode(try XendWire.parse(text))
             guard spec.uuid != nil else {
                 throw ToolstackError.invalidSpec("the config has no uuid")
             }

@@ -130,7 +130,7 @@ extension Xend {
                     StoreNode(vm, permissions: StorePlan.readOnly(for: domid)),
                     StoreNode("\(vm)/uuid", uuid.description),
                     StoreNode("\(vm)/name", renamed.spec.name),
-                    StoreNode("\(xend)/config", SXP.render(SpecCodec.encode(renamed.spec))),
+                    StoreNode("\(xend)/config", XendWire.render(SpecCodec.encode(renamed.spec))),
                 ], replacing: [StorePaths.vm(record.uuid)])
         } catch {
             log.error("renaming domain \(domid) failed: \(error)")
@@ -161,7 +161,7 @@ extension Xend {
             let spec: DomainSpec?
             do {
                 let text = try await store.read("\(path)/config")
-                spec = try SpecCodec.decode(try SXP.parse(text))
+                spec = try SpecCodec.decode(try XendWire.parse(text))
             } catch {
                 log.error("recovery: \(path)/config is unusable (\(error)); leaving domain alone")
                 spec = nil

@@ -82,7 +82,7 @@ public final class XendServer: Sendable {
             }
             let response: XendResponse
             do throws(ToolstackError) {
-                let request = try XendRequest(try SXP.parse(payload))
+                let request = try XendRequest(try XendWire.parse(payload))
                 let xend = self.xend
                 response =
                     (try? runBlocking { await xend.handle(request) })

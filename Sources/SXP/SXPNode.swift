@@ -1,7 +1,8 @@
-/// A position in a source file. Lines and columns count from 1; a column
-/// counts bytes (a tab is one column), which is what an editor shows for the
-/// ASCII that xend-config.sxp is written in.
-public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
+/// A position in SXP text. Lines and columns count from 1; a column counts
+/// bytes (a tab is one column), which is what an editor shows for the ASCII
+/// that xend-config.sxp is written in. Nodes built in code, not parsed, sit
+/// at 0:0.
+public struct SXPLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var line: Int
     public var column: Int
 
@@ -12,7 +13,7 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
 
     public var description: String { "\(line):\(column)" }
 
-    public static func < (a: SourceLocation, b: SourceLocation) -> Bool {
+    public static func < (a: SXPLocation, b: SXPLocation) -> Bool {
         (a.line, a.column) < (b.line, b.column)
     }
 }
@@ -38,9 +39,10 @@ public struct SXPNode: Sendable, Equatable {
     }
 
     public var value: Value
-    public var location: SourceLocation
+    public var location: SXPLocation
 
-    public init(_ value: Value, at location: SourceLocation) {
+    /// A node; one built in code rather than parsed is located at 0:0.
+    public init(_ value: Value, at location: SXPLocation = SXPLocation(line: 0, column: 0)) {
         self.value = value
         self.location = location
     }
@@ -63,13 +65,14 @@ public struct SXPNode: Sendable, Equatable {
     }
 }
 
-/// A syntax error, located in its file.
+/// A syntax error, located in its input (`file` names the input: a path, or
+/// what a message is, for text that did not come from a file).
 public struct SXPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var file: String
-    public var location: SourceLocation
+    public var location: SXPLocation
     public var message: String
 
-    public init(file: String, location: SourceLocation, message: String) {
+    public init(file: String, location: SXPLocation, message: String) {
         self.file = file
         self.location = location
         self.message = message

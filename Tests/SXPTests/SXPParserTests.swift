@@ -1,6 +1,6 @@
 import Testing
 
-@testable import NetConf
+@testable import SXP
 
 /// Parses whole and one byte at a time; both must agree exactly.
 private func parseBothWays(_ text: String) -> Result<[SXPNode], SXPError> {
@@ -39,12 +39,12 @@ private func error(_ text: String) -> SXPError? {
     return nil
 }
 
-private func at(_ line: Int, _ column: Int) -> NetConf.SourceLocation {
-    NetConf.SourceLocation(line: line, column: column)
+private func at(_ line: Int, _ column: Int) -> SXPLocation {
+    SXPLocation(line: line, column: column)
 }
 
 /// The values of nodes with locations dropped, for comparing shapes.
-private func shape(_ nodes: [SXPNode]) -> [String] { nodes.map { SXPWriter.render($0) } }
+private func shape(_ nodes: [SXPNode]) -> [String] { nodes.map { SXPWriter.config.render($0) } }
 
 @Suite("SXP parser")
 struct SXPParserTests {
@@ -289,12 +289,12 @@ struct SXPParserTests {
     @Test func writerRoundTrips() throws {
         let text = #"(a "b c" 'd' -5 2.5 ("\n\t\x01\"q\\" sym/with.dots) () "Grüße" "123" "")"#
         let nodes = try parse(text)
-        let rendered = nodes.map { SXPWriter.render($0) }.joined(separator: "\n")
+        let rendered = nodes.map { SXPWriter.config.render($0) }.joined(separator: "\n")
         let again = try parse(rendered)
         #expect(again.map(\.value.stripped) == nodes.map(\.value.stripped))
-        #expect(SXPWriter.render(.symbol("123")) == "\"123\"")
-        #expect(SXPWriter.render(.symbol("has space")) == "\"has space\"")
-        #expect(SXPWriter.render(.symbol("eth0")) == "eth0")
+        #expect(SXPWriter.config.render(.symbol("123")) == "\"123\"")
+        #expect(SXPWriter.config.render(.symbol("has space")) == "\"has space\"")
+        #expect(SXPWriter.config.render(.symbol("eth0")) == "eth0")
     }
 }
 
@@ -305,7 +305,7 @@ extension SXPNode.Value {
         case .list(let items):
             return .list(
                 items.map {
-                    SXPNode($0.value.stripped, at: NetConf.SourceLocation(line: 0, column: 0))
+                    SXPNode($0.value.stripped, at: SXPLocation(line: 0, column: 0))
                 })
         default:
             return self

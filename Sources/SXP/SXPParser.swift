@@ -1,4 +1,5 @@
-/// An incremental reader for the S-expression dialect of xend-config.sxp.
+/// An incremental reader for the S-expression dialect of xend's `sxp.py`,
+/// which xend-config.sxp, xend's socket messages and its save files share.
 ///
 /// Feed it bytes in any chunking (a whole file or one byte at a time) and
 /// call ``finish()`` at end of input; the result and every error location are
@@ -17,23 +18,26 @@
 public struct SXPParser: Sendable {
     /// The file name used in error messages.
     public let file: String
+    /// How deeply lists may nest; a deeper one is an error (input from a
+    /// socket should not get to choose how much the parser holds open).
+    public let maximumDepth: Int
 
     private enum Escape: Sendable {
         case none
-        case pending(SourceLocation)
-        case hex(SourceLocation, value: Int, digits: Int)
-        case octal(SourceLocation, value: Int, digits: Int)
+        case pending(SXPLocation)
+        case hex(SXPLocation, value: Int, digits: Int)
+        case octal(SXPLocation, value: Int, digits: Int)
     }
 
     private enum State: Sendable {
         case idle
         case comment
-        case atom(start: SourceLocation, bytes: [UInt8])
-        case string(start: SourceLocation, delimiter: UInt8, bytes: [UInt8], escape: Escape)
+        case atom(start: SXPLocation, bytes: [UInt8])
+        case string(start: SXPLocation, delimiter: UInt8, bytes: [UInt8], escape: Escape)
     }
 
     private struct OpenList: Sendable {
-        var location: SourceLocation
+        var location: SXPLocation
         var items: [SXPNode] = []
     }
 
@@ -45,22 +49,25 @@ public struct SXPParser: Sendable {
     private var afterNewline = false
     private var failure: SXPError?
 
-    public init(file: String) {
+    public init(file: String, maximumDepth: Int = .max) {
         self.file = file
+        self.maximumDepth = maximumDepth
     }
 
     /// Parses a whole buffer.
     public static func parse<Bytes: Sequence>(
-        _ bytes: Bytes, file: String
+        _ bytes: Bytes, file: String, maximumDepth: Int = .max
     ) throws(SXPError) -> [SXPNode] where Bytes.Element == UInt8 {
-        var parser = SXPParser(file: file)
+        var parser = SXPParser(file: file, maximumDepth: maximumDepth)
         try parser.feed(bytes)
         return try parser.finish()
     }
 
     /// Parses a whole string.
-    public static func parse(_ text: String, file: String) throws(SXPError) -> [SXPNode] {
-        try parse(Array(text.utf8), file: file)
+    public static func parse(
+        _ text: String, file: String, maximumDepth: Int = .max
+    ) throws(SXPError) -> [SXPNode] {
+        try parse(Array(text.utf8), file: file, maximumDepth: maximumDepth)
     }
 
     /// Consumes more input.
@@ -76,7 +83,7 @@ public struct SXPParser: Sendable {
             } else {
                 column += 1
             }
-            let here = SourceLocation(line: line, column: column)
+            let here = SXPLocation(line: line, column: column)
             do throws(SXPError) {
                 try consume(byte, at: here)
             } catch {
@@ -115,7 +122,7 @@ public struct SXPParser: Sendable {
 
     // MARK: the state machine
 
-    private mutating func consume(_ byte: UInt8, at here: SourceLocation) throws(SXPError) {
+    private mutating func consume(_ byte: UInt8, at here: SXPLocation) throws(SXPError) {
         switch state {
         case .idle:
             try begin(byte, at: here)
@@ -146,13 +153,16 @@ public struct SXPParser: Sendable {
     }
 
     /// The first byte of a token, in the idle state.
-    private mutating func begin(_ byte: UInt8, at here: SourceLocation) throws(SXPError) {
+    private mutating func begin(_ byte: UInt8, at here: SXPLocation) throws(SXPError) {
         switch byte {
         case _ where Self.isSpace(byte):
             break
         case UInt8(ascii: "#"):
             state = .comment
         case UInt8(ascii: "("):
+            guard open.count < maximumDepth else {
+                throw error(at: here, "lists nested deeper than \(maximumDepth)")
+            }
             open.append(OpenList(location: here))
         case UInt8(ascii: ")"):
             guard let list = open.popLast() else {
@@ -170,7 +180,7 @@ public struct SXPParser: Sendable {
     /// One byte inside a string; returns the escape state to continue with,
     /// or nil when the closing quote ended the string.
     private func stringByte(
-        _ byte: UInt8, at here: SourceLocation, escape: Escape, into bytes: inout [UInt8],
+        _ byte: UInt8, at here: SXPLocation, escape: Escape, into bytes: inout [UInt8],
         _ delimiter: UInt8
     ) throws(SXPError) -> Escape? {
         switch escape {
@@ -227,7 +237,7 @@ public struct SXPParser: Sendable {
         }
     }
 
-    private func atom(_ bytes: [UInt8], at start: SourceLocation) throws(SXPError) -> SXPNode {
+    private func atom(_ bytes: [UInt8], at start: SXPLocation) throws(SXPError) -> SXPNode {
         // checkAtomByte admitted printable ASCII only.
         let text = String(decoding: bytes, as: UTF8.self)
         switch Self.numberKind(bytes) {
@@ -246,7 +256,7 @@ public struct SXPParser: Sendable {
         }
     }
 
-    private func checkAtomByte(_ byte: UInt8, at here: SourceLocation) throws(SXPError) {
+    private func checkAtomByte(_ byte: UInt8, at here: SXPLocation) throws(SXPError) {
         if byte >= 0x80 {
             throw error(at: here, "byte 0x\(hex(byte)) outside a string: quote non-ASCII text")
         }
@@ -255,7 +265,7 @@ public struct SXPParser: Sendable {
         }
     }
 
-    private func error(at location: SourceLocation, _ message: String) -> SXPError {
+    private func error(at location: SXPLocation, _ message: String) -> SXPError {
         SXPError(file: file, location: location, message: message)
     }
 
@@ -291,6 +301,11 @@ public struct SXPParser: Sendable {
     }
 
     private enum NumberKind { case integer, decimal }
+
+    /// Whether a bare word reads as a number rather than a symbol.
+    static func isNumber(_ word: some Collection<UInt8>) -> Bool {
+        numberKind(Array(word)) != nil
+    }
 
     /// `[+-]?digits` is an integer, `[+-]?digits.digits([eE][+-]?digits)?`
     /// a decimal; anything else (`1.2.3.4`, `eth0`, `-`) is a symbol.
