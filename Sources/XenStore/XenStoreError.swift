@@ -1,3 +1,4 @@
+import LinuxSystem
 import SystemPackage
 
 /// Everything that can go wrong talking to xenstored.
@@ -77,4 +78,11 @@ public enum XenStoreError: Error, Equatable, Sendable, CustomStringConvertible {
         "EISCONN": "already connected",
         "E2BIG": "reply or quota too large",
     ]
+}
+
+extension XenStoreError {
+    /// A failed system call from LinuxSystem, as this module reports it.
+    init(_ failure: SystemCallError) {
+        self = .system(operation: failure.operation, failure.errno)
+    }
 }

@@ -23,14 +23,14 @@ public struct XendClient: Sendable {
     public func send(_ request: XendRequest) throws(ToolstackError) -> XendResponse {
         let fd = try connect()
         defer { try? fd.close() }
-        try UnixSocket.writeAll(fd, try XendWire.frame(request.sxp))
+        try XendSocket.writeAll(fd, try XendWire.frame(request.sxp))
         var decoder = FrameDecoder()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             if let payload = try decoder.next() {
                 return try XendResponse(try XendWire.parse(payload))
             }
-            let count = try UnixSocket.read(fd, into: &buffer)
+            let count = try XendSocket.read(fd, into: &buffer)
             guard count > 0 else {
                 throw .daemonUnavailable(
                     path: socketPath, reason: "xend closed the connection without answering")
@@ -50,7 +50,7 @@ public struct XendClient: Sendable {
         let deadline = monotonicSeconds() + connectTimeoutSeconds
         while true {
             do {
-                return try UnixSocket.connect(path: socketPath)
+                return try XendSocket.connect(path: socketPath)
             } catch {
                 let transient: Bool
                 if case .system(_, let errno) = error {

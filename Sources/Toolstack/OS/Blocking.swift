@@ -1,33 +1,24 @@
+import LinuxSystem
 import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Runs `body` on a new detached pthread: blocking work (libxenguest's
-/// builder, save and restore, socket reads) never occupies Swift's
-/// cooperative pool, which has only as many threads as the machine has
-/// cores.
+/// Runs `body` on a new detached pthread (``LinuxSystem/Threads/spawn(name:_:)``):
+/// blocking work (libxenguest's builder, save and restore, socket reads)
+/// never occupies Swift's cooperative pool.
 public func spawnThread(_ body: @escaping @Sendable () -> Void) throws(ToolstackError) {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    try SystemCallError.mapping(ToolstackError.init) { () throws(SystemCallError) in
+        try Threads.spawn(body)
     }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(
-        &thread, nil,
-        { raw in
-            // The pointer is the Box retained above; take back that +1.
-            guard let raw else { return nil }
-            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
-            return nil
-        }, box)
-    guard result == 0 else {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw .system(operation: "pthread_create", Errno(rawValue: result))
+}
+
+extension ToolstackError {
+    /// A failed system call from LinuxSystem, as this module reports it.
+    init(_ failure: SystemCallError) {
+        self = .system(operation: failure.operation, failure.errno)
     }
-    pthread_detach(thread)
 }
 
 /// Runs blocking work on its own thread and waits for it without blocking

@@ -33,7 +33,7 @@ public final class XendServer: Sendable {
             }
             _ = chmod(directory, 0o700)
         }
-        listener = try UnixSocket.listen(path: path, mode: 0o600)
+        listener = try XendSocket.listen(path: path, mode: 0o600)
     }
 
     /// Accepts connections on a thread of its own until the process ends.
@@ -42,7 +42,7 @@ public final class XendServer: Sendable {
             while true {
                 let connection: FileDescriptor
                 do {
-                    connection = try UnixSocket.accept(listener)
+                    connection = try XendSocket.accept(listener)
                 } catch {
                     log.error("xend socket: \(error)")
                     usleep(100_000)
@@ -70,7 +70,7 @@ public final class XendServer: Sendable {
                 if let frame = try decoder.next() {
                     payload = frame
                 } else {
-                    let count = try UnixSocket.read(connection, into: &buffer)
+                    let count = try XendSocket.read(connection, into: &buffer)
                     if count == 0 { return }
                     decoder.append(buffer[..<count])
                     continue
@@ -97,7 +97,7 @@ public final class XendServer: Sendable {
     @discardableResult
     func respond(_ response: XendResponse, on connection: FileDescriptor) -> Bool {
         do {
-            try UnixSocket.writeAll(connection, try XendWire.frame(response.sxp))
+            try XendSocket.writeAll(connection, try XendWire.frame(response.sxp))
             return true
         } catch {
             log.warning("xend socket: cannot answer a client: \(error)")

@@ -7,37 +7,21 @@ import SystemPackage
 #endif
 
 /// Unix-socket and wake-up primitives for the transports and the in-memory
-/// server. Every call goes through `retryingSyscall` (EINTR) or swift-system.
+/// server: LinuxSystem's ``LinuxSystem/UnixSocket`` with this module's
+/// error, plus the reads and writes whose failures mean a closed store.
 package enum XenStoreSocket {
     /// Connects a stream socket to `path`.
     package static func connect(path: String) throws(XenStoreError) -> FileDescriptor {
-        let fd = try stream(operation: "socket for \(path)")
-        do throws(XenStoreError) {
-            try withAddress(path) { (address, length) throws(XenStoreError) in
-                let result = retryingSyscall { Glibc.connect(fd.rawValue, address, length) }
-                if case .failure(let errno) = result {
-                    throw .system(operation: "connect to \(path)", errno)
-                }
-            }
-        } catch {
-            try? fd.close()
-            throw error
+        try SystemCallError.mapping(XenStoreError.init) { () throws(SystemCallError) in
+            try UnixSocket.connect(path: path)
         }
-        return fd
     }
 
     /// A connected pair of stream sockets.
     package static func pair() throws(XenStoreError) -> (FileDescriptor, FileDescriptor) {
-        var fds: [Int32] = [-1, -1]
-        let result = fds.withUnsafeMutableBufferPointer { buffer in
-            retryingSyscall {
-                socketpair(
-                    AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0,
-                    buffer.baseAddress)
-            }
+        try SystemCallError.mapping(XenStoreError.init) { () throws(SystemCallError) in
+            try UnixSocket.pair()
         }
-        if case .failure(let errno) = result { throw .system(operation: "socketpair", errno) }
-        return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
     }
 
     /// A listening stream socket bound to `path`; a stale socket file left
@@ -45,39 +29,21 @@ package enum XenStoreSocket {
     package static func listen(path: String, backlog: Int32 = 16) throws(XenStoreError)
         -> FileDescriptor
     {
-        let fd = try stream(operation: "socket for \(path)")
-        do throws(XenStoreError) {
-            _ = unlink(path)
-            try withAddress(path) { (address, length) throws(XenStoreError) in
-                if case .failure(let errno) = retryingSyscall({ bind(fd.rawValue, address, length) }
-                ) {
-                    throw .system(operation: "bind \(path)", errno)
-                }
-            }
-            if case .failure(let errno) = retryingSyscall({ Glibc.listen(fd.rawValue, backlog) }) {
-                throw .system(operation: "listen on \(path)", errno)
-            }
-        } catch {
-            try? fd.close()
-            throw error
+        try SystemCallError.mapping(XenStoreError.init) { () throws(SystemCallError) in
+            try UnixSocket.listen(path: path, backlog: backlog)
         }
-        return fd
     }
 
     /// Accepts one connection (blocking).
     package static func accept(_ listener: FileDescriptor) throws(XenStoreError) -> FileDescriptor {
-        let result = retryingSyscall { clinux_xenstore_accept(listener.rawValue) }
-        switch result {
-        case .success(let fd): return FileDescriptor(rawValue: fd)
-        case .failure(let errno): throw .system(operation: "accept", errno)
+        try SystemCallError.mapping(XenStoreError.init) { () throws(SystemCallError) in
+            try UnixSocket.accept(listener)
         }
     }
 
-    /// Shuts both directions down: wakes a thread blocked reading or
-    /// accepting on `fd` (it sees end-of-file or an error) without freeing
-    /// the descriptor number under it.
+    /// Shuts both directions down (``LinuxSystem/UnixSocket/shutdown(_:)``).
     package static func shutdown(_ fd: FileDescriptor) {
-        _ = singleSyscall { Glibc.shutdown(fd.rawValue, Int32(SHUT_RDWR)) }
+        UnixSocket.shutdown(fd)
     }
 
     /// Writes all of `bytes`; MSG_NOSIGNAL turns a vanished peer into EPIPE
@@ -115,47 +81,6 @@ package enum XenStoreSocket {
         } catch {
             throw .system(operation: "read", .ioError)
         }
-    }
-
-    private static func stream(operation: String) throws(XenStoreError) -> FileDescriptor {
-        let result = retryingSyscall {
-            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        }
-        switch result {
-        case .success(let fd): return FileDescriptor(rawValue: fd)
-        case .failure(let errno): throw .system(operation: operation, errno)
-        }
-    }
-
-    /// Calls `body` with a `sockaddr_un` for `path`.
-    private static func withAddress(
-        _ path: String,
-        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(XenStoreError) -> Void
-    ) throws(XenStoreError) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard !bytes.isEmpty, bytes.count < capacity, !bytes.contains(0) else {
-            throw .system(operation: "socket path \(path)", .fileNameTooLong)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
-        let result: Result<Void, XenStoreError> = withUnsafePointer(to: &address) { pointer in
-            // sockaddr_un starts with the sockaddr header, as bind/connect expect.
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                do throws(XenStoreError) {
-                    try body(generic, length)
-                    return .success(())
-                } catch {
-                    return .failure(error)
-                }
-            }
-        }
-        try result.get()
     }
 }
 
