@@ -55,6 +55,7 @@ let package = Package(
         // MARK: test support (never linked into the executable)
         .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
         .target(name: "XenBusTesting", dependencies: ["XenBus", systemPackage]),
+        .target(name: "SeedConfigs"),
         // Xen's own io/ring.h macros, compiled, for byte-for-byte ring checks.
         .target(name: "CRingReference", path: "Tests/CRingReference"),
 
@@ -86,7 +87,7 @@ let package = Package(
 
         // MARK: tests
         .testTarget(name: "InitTests", dependencies: ["Init", "InMemoryXenStore"]),
-        .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig"]),
+        .testTarget(name: "DomainConfigTests", dependencies: ["DomainConfig", "SeedConfigs"]),
         .testTarget(name: "SXPTests", dependencies: ["SXP"]),
         .testTarget(
             name: "XenStoreTests",
@@ -104,7 +105,9 @@ let package = Package(
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
         .testTarget(
             name: "ToolstackTests",
-            dependencies: ["Toolstack", "DomainConfig", "XenStore", "InMemoryXenStore"]
+            dependencies: [
+                "Toolstack", "DomainConfig", "XenStore", "InMemoryXenStore", "SeedConfigs",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import SeedConfigs
 import Testing
 
 @testable import DomainConfig
@@ -55,7 +56,7 @@ import Testing
 
     @Test func overridesWinOverTheFile() throws {
         let spec = try evaluate(
-            SeedConfigTests.debian1, file: "/etc/xen/debian1",
+            SeedConfigs.debian1, file: "/etc/xen/debian1",
             arguments: [
                 "memory=512", "name=debian2", "vcpus=2", "extra=single", "on_crash=preserve",
             ])
@@ -79,7 +80,7 @@ import Testing
 
     @Test func listOverridesReplaceTheFilesList() throws {
         let spec = try evaluate(
-            SeedConfigTests.debian1, file: "/etc/xen/debian1",
+            SeedConfigs.debian1, file: "/etc/xen/debian1",
             arguments: [
                 "disk=file:/srv/a.img,xvda,w", "disk=file:/srv/b.img,xvdb,r", "vif=bridge=br1",
             ])
@@ -100,7 +101,7 @@ import Testing
     }
 
     @Test func invalidOverrideValueNamesTheArgument() {
-        let error = failure(SeedConfigTests.debian1, arguments: ["memory=0"])
+        let error = failure(SeedConfigs.debian1, arguments: ["memory=0"])
         #expect(
             error
                 == .invalidSetting(
@@ -108,7 +109,7 @@ import Testing
                     "must be a positive number of MiB (at most 16777216), got 0"))
         #expect(error?.description.hasPrefix("command line argument 'memory=0': memory:") == true)
 
-        let disk = failure(SeedConfigTests.debian1, arguments: ["disk=file:/x,hdz,w"])
+        let disk = failure(SeedConfigs.debian1, arguments: ["disk=file:/x,hdz,w"])
         guard case .invalidDisk(0, "file:/x,hdz,w", .commandLine("disk=file:/x,hdz,w"), _)? = disk
         else {
             Issue.record(

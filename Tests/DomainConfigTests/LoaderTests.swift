@@ -1,4 +1,5 @@
 import Foundation
+import SeedConfigs
 import Testing
 
 @testable import DomainConfig
@@ -74,7 +75,7 @@ struct FakeReader: ConfigFileReader {
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try SeedConfigTests.netbsd.write(
+        try SeedConfigs.netbsd.write(
             toFile: directory + "/netbsd", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(
             atPath: directory + "/adir", withIntermediateDirectories: true)

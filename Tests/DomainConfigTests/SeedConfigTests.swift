@@ -1,50 +1,12 @@
+import SeedConfigs
 import Testing
 
 @testable import DomainConfig
 
-/// The three example configs from the seed talk (2006), verbatim including
-/// the trailing spaces of the slides.
+/// The three example configs from the seed talk (2006) (``SeedConfigs``).
 @Suite struct SeedConfigTests {
-    static let debian1 = """
-        kernel = '/boot/xendomU/vmlinuz-2.6.16.29-xenU'  
-        memory = 256  
-        name = "debian1"  
-        vif = [ '' ]  
-        disk = [ 'file:/mnt/xensys2-root.img,hda1,w',  
-                 'file:/mnt/xensys2-swap.img,hda2,w',  
-                 'phy:/dev/hdc,hdb,r' ]  
-        root = "/dev/hda1 ro"  
-        extra = "4"
-
-        """
-
-    static let netbsd = """
-        kernel = "/boot/xendomU/netbsd-XEN3_DOMU"  
-        memory = 64  
-        name = "netbsd"  
-        vif = [ 'mac=00:11:85:13:37:DD, bridge=xenbr0' ]  
-        disk = [ 'file:/mnt/netbsd-root.img,0x3,w',  
-                 'phy:/dev/hdc,cd0a,r' ]  
-        root = "/dev/wd0d"
-
-        """
-
-    static let freebsd = """
-        kernel = "/boot/xendomU/freebsd-XENU_INSTALL"  
-        memory = 256  
-        name = "freebsd-xen-INSTALL"  
-        vif = [ '' ]  
-        disk = ['file:/mnt/freebsd/freebsd-root.img,hda1,w']  
-        extra = "4"  
-        extra = "boot_verbose"  
-        extra += ",boot_single"  
-        extra += ",vfs.root.mountfrom=ufs:/dev/md0"  
-        extra += ",kern.hz=100"
-
-        """
-
     @Test func debian1() throws {
-        let spec = try evaluate(Self.debian1, file: "/etc/xen/debian1")
+        let spec = try evaluate(SeedConfigs.debian1, file: "/etc/xen/debian1")
         let expected = DomainSpec(
             name: "debian1", kernel: "/boot/xendomU/vmlinuz-2.6.16.29-xenU", memory: 256,
             maxmem: 256, vcpus: 1, root: "/dev/hda1 ro", extra: "4",
@@ -68,7 +30,7 @@ import Testing
     }
 
     @Test func netbsd() throws {
-        let spec = try evaluate(Self.netbsd, file: "/etc/xen/netbsd")
+        let spec = try evaluate(SeedConfigs.netbsd, file: "/etc/xen/netbsd")
         let expected = DomainSpec(
             name: "netbsd", kernel: "/boot/xendomU/netbsd-XEN3_DOMU", memory: 64, maxmem: 64,
             root: "/dev/wd0d", cmdline: "root=/dev/wd0d",
@@ -88,7 +50,7 @@ import Testing
     }
 
     @Test func freebsdInstall() throws {
-        let spec = try evaluate(Self.freebsd, file: "/etc/xen/freebsd-xen-INSTALL")
+        let spec = try evaluate(SeedConfigs.freebsd, file: "/etc/xen/freebsd-xen-INSTALL")
         let extra = "boot_verbose,boot_single,vfs.root.mountfrom=ufs:/dev/md0,kern.hz=100"
         let expected = DomainSpec(
             name: "freebsd-xen-INSTALL", kernel: "/boot/xendomU/freebsd-XENU_INSTALL",
@@ -105,7 +67,7 @@ import Testing
 
     /// The dry run as xm 3.0.3 laid it out (80 columns), for debian1.
     @Test func debian1DryRun() throws {
-        let spec = try evaluate(Self.debian1, file: "/etc/xen/debian1")
+        let spec = try evaluate(SeedConfigs.debian1, file: "/etc/xen/debian1")
         #expect(
             spec.dryRunText == """
                 (vm
@@ -132,7 +94,7 @@ import Testing
     }
 
     @Test func netbsdDryRun() throws {
-        let spec = try evaluate(Self.netbsd, file: "/etc/xen/netbsd")
+        let spec = try evaluate(SeedConfigs.netbsd, file: "/etc/xen/netbsd")
         #expect(
             spec.dryRunText == """
                 (vm
@@ -154,7 +116,7 @@ import Testing
     /// '=' and ',' are not atom characters, so the args are quoted, and at
     /// column 12 they no longer fit: xend's printer broke the list.
     @Test func freebsdDryRun() throws {
-        let spec = try evaluate(Self.freebsd, file: "/etc/xen/freebsd-xen-INSTALL")
+        let spec = try evaluate(SeedConfigs.freebsd, file: "/etc/xen/freebsd-xen-INSTALL")
         #expect(
             spec.dryRunText == """
                 (vm
