@@ -183,7 +183,7 @@ extension XmCommand {
         }
     }
 
-    struct Shutdown: ParsableCommand {
+    struct Shutdown: DomainStopCommand {
         static let configuration = CommandConfiguration(
             abstract: "Ask a domain to shut down (its on_poweroff then applies).")
 
@@ -202,22 +202,9 @@ extension XmCommand {
 
         @Argument(help: "Domain name or id.")
         var domain: String?
-
-        func validate() throws {
-            if all == (domain != nil) {
-                throw ValidationError("name one domain, or give -a for all guests")
-            }
-        }
-
-        func run() throws {
-            try XmCommand.perform {
-                try XmCommand.shutdown(
-                    domain: domain, all: all, reboot: reboot, wait: wait, timeout: timeout)
-            }
-        }
     }
 
-    struct Reboot: ParsableCommand {
+    struct Reboot: DomainStopCommand {
         static let configuration = CommandConfiguration(
             abstract: "Ask a domain to reboot (its on_reboot then applies).")
 
@@ -235,18 +222,7 @@ extension XmCommand {
         @Argument(help: "Domain name or id.")
         var domain: String?
 
-        func validate() throws {
-            if all == (domain != nil) {
-                throw ValidationError("name one domain, or give -a for all guests")
-            }
-        }
-
-        func run() throws {
-            try XmCommand.perform {
-                try XmCommand.shutdown(
-                    domain: domain, all: all, reboot: true, wait: wait, timeout: timeout)
-            }
-        }
+        var reboot: Bool { true }
     }
 
     /// One domain, or all guests at once (requests first, then the waits,
@@ -403,6 +379,32 @@ extension XmCommand {
                 }
                 print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
             }
+        }
+    }
+}
+
+/// `xm shutdown` and `xm reboot`: one domain or `-a` for every guest, the
+/// same check and the same request (they differ in their help and in
+/// whether the domain reboots).
+protocol DomainStopCommand: ParsableCommand {
+    var wait: Bool { get }
+    var all: Bool { get }
+    var reboot: Bool { get }
+    var timeout: Int { get }
+    var domain: String? { get }
+}
+
+extension DomainStopCommand {
+    func validate() throws {
+        if all == (domain != nil) {
+            throw ValidationError("name one domain, or give -a for all guests")
+        }
+    }
+
+    func run() throws {
+        try XmCommand.perform {
+            try XmCommand.shutdown(
+                domain: domain, all: all, reboot: reboot, wait: wait, timeout: timeout)
         }
     }
 }

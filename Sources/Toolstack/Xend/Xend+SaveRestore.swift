@@ -149,26 +149,13 @@ extension Xend {
                 maxMemoryKiB: UInt64(spec.maxmem) * 1024, restoring: true))
         let domid = created.domid
         log.info("\(spec.name): restoring from \(path) into domain \(domid)")
-        do {
-            let hypervisor = self.hypervisor
-            let pages = try await offload { () throws(ToolstackError) in
-                try hypervisor.restore(created, from: fd)
-            }
-            try await publish(
-                spec, uuid: uuid, domid: domid,
-                rings: StorePlan.Rings(
-                    storeMFN: pages.storeMFN, storePort: created.storePort,
-                    consoleMFN: pages.consoleMFN, consolePort: created.consolePort),
-                deviceTypes: types)
-            if !paused { try hypervisor.unpause(domid) }
-        } catch {
-            log.error("\(spec.name): restoring into \(domid) failed: \(error); destroying it")
-            await rollback(domid, uuid: uuid)
-            throw error
+        let hypervisor = self.hypervisor
+        _ = try await populate(
+            created, spec: spec, uuid: uuid, deviceTypes: types, paused: paused,
+            failure: "restoring into \(domid) failed"
+        ) { () throws(ToolstackError) in
+            try hypervisor.restore(created, from: fd)
         }
-        domains[domid] = ManagedDomain(
-            domid: domid, spec: spec, uuid: uuid, createdAt: monotonicSeconds(), phase: .running,
-            deviceTypes: types)
         log.info("\(spec.name): restored as domain \(domid)")
         return (domid, spec.name)
     }

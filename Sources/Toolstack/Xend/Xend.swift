@@ -291,6 +291,39 @@ public actor Xend {
         return kill(pid, 0) == 0 || errno == EPERM
     }
 
+    /// Fills a created domain's memory with `load` (build or restore, on its
+    /// own thread), publishes its xenstore tree and devices, unpauses it
+    /// unless `paused`, and records it. On any failure the domain is
+    /// destroyed and the error logged after `failure`. Returns when `load`
+    /// finished, on the monotonic clock.
+    func populate(
+        _ created: CreatedDomain, spec: DomainSpec, uuid: DomainUUID, deviceTypes: Set<String>,
+        paused: Bool, failure: String,
+        load: @escaping @Sendable () throws(ToolstackError) -> RingPages
+    ) async throws -> Double {
+        let domid = created.domid
+        let loaded: Double
+        do {
+            let pages = try await offload(load)
+            loaded = monotonicSeconds()
+            try await publish(
+                spec, uuid: uuid, domid: domid,
+                rings: StorePlan.Rings(
+                    storeMFN: pages.storeMFN, storePort: created.storePort,
+                    consoleMFN: pages.consoleMFN, consolePort: created.consolePort),
+                deviceTypes: deviceTypes)
+            if !paused { try hypervisor.unpause(domid) }
+        } catch {
+            log.error("\(spec.name): \(failure): \(error); destroying it")
+            await rollback(domid, uuid: uuid)
+            throw error
+        }
+        domains[domid] = ManagedDomain(
+            domid: domid, spec: spec, uuid: uuid, createdAt: monotonicSeconds(), phase: .running,
+            deviceTypes: deviceTypes)
+        return loaded
+    }
+
     /// Builds, publishes and starts a domain from a checked spec.
     func start(_ spec: DomainSpec, uuid: DomainUUID, deviceTypes: Set<String>, paused: Bool)
         async throws -> UInt32
@@ -302,31 +335,16 @@ public actor Xend {
         let domid = created.domid
         log.info("\(spec.name): created domain \(domid), building it")
         let began = monotonicSeconds()
-        var built = began
-        do {
-            let image = PVImage(
-                kernel: spec.kernel, ramdisk: spec.ramdisk, cmdline: spec.cmdline,
-                memoryMiB: spec.memory, vcpus: spec.vcpus)
-            let hypervisor = self.hypervisor
-            let pages = try await offload { () throws(ToolstackError) in
-                try hypervisor.buildPV(created, image: image)
-            }
-            built = monotonicSeconds()
-            try await publish(
-                spec, uuid: uuid, domid: domid,
-                rings: StorePlan.Rings(
-                    storeMFN: pages.storeMFN, storePort: created.storePort,
-                    consoleMFN: pages.consoleMFN, consolePort: created.consolePort),
-                deviceTypes: deviceTypes)
-            if !paused { try hypervisor.unpause(domid) }
-        } catch {
-            log.error("\(spec.name): domain \(domid) failed to start: \(error); destroying it")
-            await rollback(domid, uuid: uuid)
-            throw error
+        let image = PVImage(
+            kernel: spec.kernel, ramdisk: spec.ramdisk, cmdline: spec.cmdline,
+            memoryMiB: spec.memory, vcpus: spec.vcpus)
+        let hypervisor = self.hypervisor
+        let built = try await populate(
+            created, spec: spec, uuid: uuid, deviceTypes: deviceTypes, paused: paused,
+            failure: "domain \(domid) failed to start"
+        ) { () throws(ToolstackError) in
+            try hypervisor.buildPV(created, image: image)
         }
-        domains[domid] = ManagedDomain(
-            domid: domid, spec: spec, uuid: uuid, createdAt: monotonicSeconds(), phase: .running,
-            deviceTypes: deviceTypes)
         let now = monotonicSeconds()
         log.info(
             "\(spec.name): domain \(domid) \(paused ? "built, paused" : "started") (build \(Self.seconds(built - began)) s, xenstore and devices \(Self.seconds(now - built)) s)"
