@@ -24,38 +24,10 @@ public enum BootCommandError: Error, CustomStringConvertible {
 extension InitProcess.BootStep {
     /// A step that runs a program to completion (in its own process, so a
     /// fault in it cannot take PID 1 down) with its output in a log file,
-    /// killing it after `timeout`.
+    /// killing it after `timeout`. PID 1 supervises on while it runs.
     public static func command(
-        name: String, after: String, argv: [String], log: String, timeout: Duration
+        name: String, after: Trigger, argv: [String], log: String, timeout: Duration
     ) -> Self {
-        Self(name: name, after: after) {
-            let spec = ProcessSpec(
-                path: argv[0], arguments: argv, environment: SystemLayout.environment,
-                streams: .logFile(log))
-            let command = argv.joined(separator: " ")
-            let pid: pid_t
-            switch ProcessSpawner.spawn(spec) {
-            case .success(let started): pid = started
-            case .failure(let error):
-                throw BootCommandError.couldNotStart(command, errno: "\(error)")
-            }
-            let clock = ContinuousClock()
-            let deadline = clock.now + timeout
-            while true {
-                var status: Int32 = 0
-                let reaped = waitpid(pid, &status, WNOHANG)
-                if reaped == pid {
-                    let exit = ExitStatus(waitStatus: status)
-                    if exit.succeeded { return }
-                    throw BootCommandError.failed(command, exit, log: log)
-                }
-                if clock.now >= deadline {
-                    kill(pid, SIGKILL)
-                    _ = waitpid(pid, &status, 0)
-                    throw BootCommandError.timedOut(command, after: timeout, log: log)
-                }
-                usleep(20_000)
-            }
-        }
+        Self(name: name, after: after, action: .program(argv: argv, log: log, timeout: timeout))
     }
 }

@@ -62,7 +62,7 @@ public enum Dom0Store {
 
     /// The boot step PID 1 runs once xenstored listens.
     public static let bootStep = InitProcess.BootStep(
-        name: "dom0 xenstore entries", after: "xenstored"
+        name: "dom0 xenstore entries", after: .ready("xenstored")
     ) {
         let cpus = onlineCPUs(Files.readIfPresent("/sys/devices/system/cpu/online") ?? "0")
         let memory = currentMemoryKiB()

@@ -36,6 +36,9 @@ public final class InitProcess {
     }
 
     private let epoch = ContinuousClock.now
+    /// When PID 1's code started (CLOCK_BOOTTIME, the clock of
+    /// /proc/uptime, readable before /proc is mounted): for the debug trace.
+    private let startedAt = InitProcess.bootClock()
     private var configuration = InitConfiguration()
     private var supervisor = Supervisor(services: [])
     private var signalDescriptor: Int32 = -1
@@ -43,19 +46,63 @@ public final class InitProcess {
     private var bootComplete = false
     private var consoleDevice = "/dev/console"
 
-    /// A step run once, as soon as the service it waits for is ready
-    /// (for example the dom0 xenstore entries once xenstored listens).
+    /// A step run once, as soon as what it waits for is there (the dom0
+    /// xenstore entries once xenstored listens, the network-script once the
+    /// network drivers are loaded).
     public struct BootStep: Sendable {
-        public var name: String
-        public var after: String
-        public var run: @Sendable () throws -> Void
+        /// What a step waits for.
+        public enum Trigger: Sendable, Equatable, CustomStringConvertible {
+            /// The named service runs and is ready.
+            case ready(String)
+            /// Every kernel module of the boot list is loaded (the network
+            /// drivers load in the background while services start).
+            case modulesLoaded
 
-        public init(name: String, after: String, run: @escaping @Sendable () throws -> Void) {
+            public var description: String {
+                switch self {
+                case .ready(let service): return "\(service) ready"
+                case .modulesLoaded: return "modules loaded"
+                }
+            }
+        }
+
+        /// How a step runs.
+        public enum Action: Sendable {
+            /// In PID 1, to completion: for short steps that cannot fault.
+            case inProcess(@Sendable () throws -> Void)
+            /// In its own process with its output in `log`, so a fault cannot
+            /// take PID 1 down; PID 1 goes on supervising while it runs and
+            /// kills it after `timeout`.
+            case program(argv: [String], log: String, timeout: Duration)
+        }
+
+        public var name: String
+        public var after: Trigger
+        public var action: Action
+
+        public init(name: String, after: Trigger, action: Action) {
             self.name = name
             self.after = after
-            self.run = run
+            self.action = action
+        }
+
+        /// A step run in PID 1.
+        public init(name: String, after: Trigger, run: @escaping @Sendable () throws -> Void) {
+            self.init(name: name, after: after, action: .inProcess(run))
         }
     }
+
+    /// A program step that is running.
+    private struct RunningStep {
+        var name: String
+        var command: String
+        var log: String
+        var timeout: Duration
+        var deadline: Duration
+    }
+
+    private var runningSteps: [pid_t: RunningStep] = [:]
+    private let modules = BackgroundModules()
 
     public init(bootSteps: [BootStep]) {
         self.bootSteps = bootSteps
@@ -84,9 +131,8 @@ public final class InitProcess {
         configuration.warnings.forEach { Console.say($0) }
         consoleDevice = "/dev/" + (configuration.console ?? Self.activeConsole() ?? "console")
 
-        trace("mounted, command line read")
+        trace("PID 1 started at \(Banner.twoDecimals(startedAt)) s; mounted, command line read")
         loadModules()
-        trace("modules loaded")
         for spec in SystemLayout.xenMounts {
             report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
         }
@@ -113,17 +159,27 @@ public final class InitProcess {
         Console.say("[\(Banner.uptime().map(Banner.twoDecimals) ?? "?") s] \(stage)")
     }
 
+    static func bootClock() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
     /// The tty behind /dev/console: the last entry of the kernel's list.
     static func activeConsole() -> String? {
         guard let text = Files.readIfPresent("/sys/class/tty/console/active") else { return nil }
         return text.split(whereSeparator: { $0 == " " || $0 == "\n" }).last.map(String.init)
     }
 
+    /// Loads Xen's device modules now (xenfs and xenstored need them) and
+    /// the rest (bridge, tun, NIC drivers, ...) on a background thread, so
+    /// that the network drivers' probing overlaps xenstored's start.
     private func loadModules() {
         let release = Self.kernelRelease()
         let base = "/lib/modules/\(release)"
         guard let dep = Files.readIfPresent("\(base)/modules.dep") else {
             Console.say("no \(base)/modules.dep; loading no kernel modules")
+            modules.finish()
             return
         }
         let index = ModuleIndex(
@@ -138,10 +194,32 @@ public final class InitProcess {
         let (paths, unknown) = index.loadOrder(
             for: listed + configuration.extraModules + hardware)
         for name in unknown { Console.say("kernel module \(name) is not in the image") }
-        for path in paths {
-            report("load \(ModuleIndex.name(ofPath: path))") { () throws(Errno) in
-                try Self.loadModule("\(base)/\(path)")
+        let (early, late) = ModuleIndex.splitXenFirst(paths)
+        for path in early { Self.loadReporting("\(base)/\(path)") }
+        trace("xen modules loaded")
+        let modules = self.modules
+        let debug = configuration.debug
+        do {
+            try Threads.spawn(name: "modules") {
+                for path in late { Self.loadReporting("\(base)/\(path)") }
+                if debug {
+                    Console.say(
+                        "[\(Banner.uptime().map(Banner.twoDecimals) ?? "?") s] modules loaded")
+                }
+                modules.finish()
             }
+        } catch {
+            Console.say("no thread for module loading (\(error)); loading them now")
+            for path in late { Self.loadReporting("\(base)/\(path)") }
+            modules.finish()
+        }
+    }
+
+    private static func loadReporting(_ path: String) {
+        do {
+            try loadModule(path)
+        } catch {
+            Console.say("load \(ModuleIndex.name(ofPath: path)) failed: \(error)")
         }
     }
 
@@ -214,6 +292,7 @@ public final class InitProcess {
         while true {
             startDueServices()
             runReadyBootSteps()
+            killOverdueSteps()
             checkBootComplete()
             waitForEvents()
         }
@@ -255,26 +334,80 @@ public final class InitProcess {
 
     private func runReadyBootSteps() {
         bootSteps.removeAll { step in
-            guard let service = supervisor.service(named: step.after) else {
-                Console.say("boot step \(step.name): service \(step.after) is not enabled; skipped")
-                return true
+            switch step.after {
+            case .modulesLoaded:
+                guard modules.isFinished else { return false }
+            case .ready(let name):
+                guard let service = supervisor.service(named: name) else {
+                    Console.say("boot step \(step.name): service \(name) is not enabled; skipped")
+                    return true
+                }
+                guard case .running = service.phase, isReady(service.spec) else {
+                    if service.phase == .gaveUp {
+                        Console.say("boot step \(step.name): service \(name) gave up; skipped")
+                        return true
+                    }
+                    return false
+                }
             }
-            guard case .running = service.phase, isReady(service.spec) else {
-                return service.phase == .gaveUp
-            }
-            do {
-                trace("\(step.after) ready; running \(step.name)")
-                try step.run()
-                trace("\(step.name) done")
-            } catch {
-                Console.say("boot step \(step.name) failed: \(error)")
-            }
+            start(step)
             return true
         }
     }
 
+    private func start(_ step: BootStep) {
+        trace("\(step.after); running \(step.name)")
+        switch step.action {
+        case .inProcess(let run):
+            do {
+                try run()
+                trace("\(step.name) done")
+            } catch {
+                Console.say("boot step \(step.name) failed: \(error)")
+            }
+        case .program(let argv, let log, let timeout):
+            let command = argv.joined(separator: " ")
+            let process = ProcessSpec(
+                path: argv[0], arguments: argv, environment: SystemLayout.environment,
+                streams: .logFile(log))
+            switch ProcessSpawner.spawn(process) {
+            case .success(let pid):
+                runningSteps[pid] = RunningStep(
+                    name: step.name, command: command, log: log, timeout: timeout,
+                    deadline: now + timeout)
+            case .failure(let error):
+                Console.say(
+                    "boot step \(step.name) failed: "
+                        + "\(BootCommandError.couldNotStart(command, errno: "\(error)"))")
+            }
+        }
+    }
+
+    /// A program step ended: reported if it failed.
+    private func finish(_ step: RunningStep, status: ExitStatus) {
+        if status.succeeded {
+            trace("\(step.name) done")
+        } else {
+            Console.say(
+                "boot step \(step.name) failed: "
+                    + "\(BootCommandError.failed(step.command, status, log: step.log))")
+        }
+    }
+
+    /// Program steps past their deadline are killed (and reaped later).
+    private func killOverdueSteps() {
+        for (pid, step) in runningSteps where now >= step.deadline {
+            kill(pid, SIGKILL)
+            runningSteps[pid] = nil
+            Console.say(
+                "boot step \(step.name) failed: "
+                    + "\(BootCommandError.timedOut(step.command, after: step.timeout, log: step.log))"
+            )
+        }
+    }
+
     private func checkBootComplete() {
-        guard !bootComplete, bootSteps.isEmpty else { return }
+        guard !bootComplete, bootSteps.isEmpty, runningSteps.isEmpty else { return }
         let settled = supervisor.services.allSatisfy { service in
             switch service.phase {
             // A service that never becomes ready must not hold the admin
@@ -338,6 +471,10 @@ public final class InitProcess {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { return }
+            if let step = runningSteps.removeValue(forKey: pid) {
+                finish(step, status: ExitStatus(waitStatus: status))
+                continue
+            }
             if let notices = supervisor.reap(
                 pid: pid, status: ExitStatus(waitStatus: status), now: now)
             {

@@ -36,6 +36,15 @@ public struct ModuleIndex: Sendable, Equatable {
 
     /// "kernel/net/bridge/bridge.ko" → "bridge"; dashes become underscores
     /// as the kernel compares module names.
+    /// Splits a load order into Xen's own device modules (under
+    /// kernel/drivers/xen: xenfs, evtchn, gntdev, ... which xenstored needs
+    /// at once) and the rest, each keeping its order. Nothing under
+    /// drivers/xen depends on the rest, so the first part loads on its own.
+    public static func splitXenFirst(_ paths: [String]) -> (xen: [String], rest: [String]) {
+        let isXen: (String) -> Bool = { $0.hasPrefix("kernel/drivers/xen/") }
+        return (paths.filter(isXen), paths.filter { !isXen($0) })
+    }
+
     public static func name(ofPath path: String) -> String {
         var base = Substring(path.split(separator: "/").last ?? Substring(path))
         for suffix in [".ko.xz", ".ko.zst", ".ko.gz", ".ko"] where base.hasSuffix(suffix) {

@@ -34,6 +34,17 @@ import Testing
         #expect(unknown.isEmpty)
     }
 
+    @Test func xenDeviceModulesSplitOffInOrder() {
+        let (paths, _) = index.loadOrder(for: ["bridge", "xen-gntdev", "e1000"])
+        let (xen, rest) = ModuleIndex.splitXenFirst(paths)
+        #expect(xen == ["kernel/drivers/xen/xen-gntdev.ko"])
+        #expect(
+            rest == [
+                "kernel/net/llc/llc.ko", "kernel/net/802/stp.ko", "kernel/net/bridge/bridge.ko",
+                "kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
+            ])
+    }
+
     @Test func builtinModulesAreSkippedAndUnknownOnesReported() {
         let (paths, unknown) = index.loadOrder(for: ["xenfs", "nonexistent", "virtio-net"])
         #expect(

@@ -67,8 +67,10 @@ struct BackendBusTests {
         let watchesBefore = store.watchCount
         store.delete(first.backendPath)
         #expect(await eventually { await bus.status().count == 2 })
-        #expect(grants.liveMappings == 0)
-        #expect(driver.calls.filter { $0 == "disconnect" }.count == 1)
+        // The entry leaves the table before the device's task has torn it
+        // down, so the teardown is awaited, not assumed.
+        #expect(await eventually { grants.liveMappings == 0 })
+        #expect(await eventually { driver.calls.filter { $0 == "disconnect" }.count == 1 })
         #expect(
             await eventually { store.watchCount == watchesBefore - 1 }, "frontend watch removed")
         #expect(store.value("\(first.backendPath)/state") == nil, "nothing written back")
