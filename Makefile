@@ -15,9 +15,14 @@ SRC := $(CURDIR)
 
 include mk/debian.mk
 
-# Xen's and dom0's command lines (GRUB entry; bootstub later).
+# Xen's and dom0's command lines (both GRUB entries).
+# bootscrub=1: Xen clears free RAM before dom0 starts instead of in the
+# background (the default, `idle`). Under TCG the background scrubber
+# slowed dom0's boot from 14 s to 24 s; scrubbing first costs about 3 s per
+# GiB free there and keeps the guarantee that no guest sees memory from
+# before the reboot. On hosts with much RAM, `bootscrub=idle` boots sooner.
 XEN_CMDLINE ?= console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 \
-	loglvl=warning guest_loglvl=warning
+	bootscrub=1 loglvl=warning guest_loglvl=warning
 # Under TCG, crypto self-tests (cryptomgr, kdf108), the ACPI PM timer check
 # and PCI probing through MMCONFIG cost dom0 over 10 s of boot. Drop
 # pci=nommconf on hardware whose devices need PCIe extended config space.
