@@ -204,13 +204,17 @@ $(BUILD)/bench-iso/boot/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst $(
 	@mkdir -p $(dir $@)
 	cat $^ > $@
 
-$(BENCH_ISO): $(BUILD)/bench-iso/boot/initrd $(BUILD)/xen.gz $(BUILD)/vmlinux.lz4 image/grub.cfg.in
-	@mkdir -p $(BUILD)/bench-iso/boot/grub
-	cp $(BUILD)/xen.gz $(BUILD)/vmlinux.lz4 $(BUILD)/bench-iso/boot/
-	sed -e 's|@XEN_CMDLINE@|$(strip $(XEN_CMDLINE))|' \
+# Like the default ISO's: rewritten only when the command lines changed.
+$(BUILD)/bench-iso/boot/grub/grub.cfg: image/grub.cfg.in FORCE
+	@mkdir -p $(dir $@)
+	@sed -e 's|@XEN_CMDLINE@|$(strip $(XEN_CMDLINE))|' \
 	    -e 's|@DOM0_CMDLINE@|$(strip $(DOM0_CMDLINE))|' \
-	    -e 's|@GRUB_TIMEOUT@|0|' -e 's|^set default=0|set default=1|' \
-	    image/grub.cfg.in > $(BUILD)/bench-iso/boot/grub/grub.cfg
+	    -e 's|@GRUB_TIMEOUT@|0|' -e 's|^set default=0|set default=1|' $< > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; echo "bench grub.cfg updated"; fi
+
+$(BENCH_ISO): $(BUILD)/bench-iso/boot/initrd $(BUILD)/xen.gz $(BUILD)/vmlinux.lz4 \
+		$(BUILD)/bench-iso/boot/grub/grub.cfg
+	cp $(BUILD)/xen.gz $(BUILD)/vmlinux.lz4 $(BUILD)/bench-iso/boot/
 	grub-mkrescue -o $@ $(BUILD)/bench-iso > $(BUILD)/grub-mkrescue-bench.log 2>&1 \
 		|| { cat $(BUILD)/grub-mkrescue-bench.log; exit 1; }
 

@@ -128,7 +128,7 @@ public final class InitProcess {
         }
         let commandLine = KernelCommandLine(Files.readIfPresent("/proc/cmdline") ?? "")
         configuration = InitConfiguration(commandLine: commandLine)
-        configuration.warnings.forEach { Console.say($0) }
+        for warning in configuration.warnings { Console.say(warning) }
         consoleDevice = "/dev/" + (configuration.console ?? Self.activeConsole() ?? "console")
 
         trace("PID 1 started at \(Banner.twoDecimals(startedAt)) s; mounted, command line read")
@@ -304,7 +304,7 @@ public final class InitProcess {
 
     private func startDueServices() {
         let (names, notices) = supervisor.dueStarts(now: now, isReady: isReady)
-        notices.forEach { Console.say($0) }
+        for notice in notices { Console.say(notice) }
         for name in names {
             guard let spec = supervisor.service(named: name)?.spec else { continue }
             spawn(spec)
@@ -328,7 +328,7 @@ public final class InitProcess {
             trace("started \(spec.name) (pid \(pid))")
         case .failure(let error):
             let notices = supervisor.didFailToStart(spec.name, error: "\(error)", now: now)
-            notices.forEach { Console.say($0) }
+            for notice in notices { Console.say(notice) }
         }
     }
 
@@ -478,7 +478,7 @@ public final class InitProcess {
             if let notices = supervisor.reap(
                 pid: pid, status: ExitStatus(waitStatus: status), now: now)
             {
-                notices.forEach { Console.say($0) }
+                for notice in notices { Console.say(notice) }
             }
         }
     }
