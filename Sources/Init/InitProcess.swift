@@ -141,6 +141,9 @@ public final class InitProcess {
                 try Files.makeDirectories(directory)
             }
         }
+        for spec in SystemLayout.logMounts {
+            report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
+        }
         for link in SystemLayout.symlinks {
             report("link \(link.path)") { () throws(Errno) in
                 try Files.symlinkIfMissing(target: link.target, at: link.path)

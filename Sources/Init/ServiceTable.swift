@@ -50,6 +50,17 @@ public enum ServiceTable {
 
     /// The services a Proxenos dom0 runs.
     public static let dom0: [ServiceSpec] = [
+        // The system log, first: xenstored and xenconsoled report through
+        // syslog(3), and without a /dev/log their LOG_CONS fallback writes
+        // every message to the console (a guest flooding its console once
+        // the log file system is full made xenconsoled flood ours). Kept in
+        // a 1 MiB ring in memory, bounded like the guest logs: `logread`.
+        ServiceSpec(
+            name: "syslogd",
+            argv: ["/sbin/syslogd", "-n", "-C\(systemLogKiB)"],
+            streams: .logFile("/var/log/syslogd.log"),
+            readyPath: syslogSocket,
+            stopTimeout: .seconds(2)),
         ServiceSpec(
             name: "xenstored",
             argv: [
@@ -68,6 +79,12 @@ public enum ServiceTable {
             streams: .logFile("/var/log/xen/xend.log"),
             readyPath: xendSocket),
     ]
+
+    /// Where syslogd listens (its existence means the system log is ready).
+    public static let syslogSocket = "/dev/log"
+
+    /// The size of syslogd's ring buffer, in KiB.
+    public static let systemLogKiB = 1024
 
     /// xend's API socket (its existence means xend is ready).
     public static let xendSocket = "/run/xend/xend.sock"

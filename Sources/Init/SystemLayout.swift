@@ -41,6 +41,22 @@ public enum SystemLayout {
         "/var/lib/xenstored", "/var/lib/xen", "/var/lib/xen/save", "/var/tmp", "/root",
     ]
 
+    /// Mounted on the directories above. Guest console logs get a file
+    /// system of their own with a fixed size, so that a guest flooding its
+    /// console fills only that (its log stops growing) and never /var, where
+    /// save files go, nor dom0's memory.
+    public static let logMounts: [MountSpec] = [
+        MountSpec(
+            source: "tmpfs", target: consoleLogDirectory, type: "tmpfs", flags: secure,
+            data: "mode=0755,size=\(consoleLogMiB)m")
+    ]
+
+    /// Where xenconsoled writes each guest's console log.
+    public static let consoleLogDirectory = "/var/log/xen/console"
+
+    /// The size of the guest console logs' file system, in MiB.
+    public static let consoleLogMiB = 16
+
     /// Symlinks (path → target) created after the mounts.
     public static let symlinks: [(path: String, target: String)] = [
         ("/var/run", "/run"), ("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"),

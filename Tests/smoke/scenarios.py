@@ -285,6 +285,8 @@ def lifecycle(session):
     wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % "demo"),
                lambda s, o: last_tick_of(o) > before, 180, "ticks after xend's restart")
 
+    console_flood(vm)
+
     t0 = time.monotonic()
     vm.run("xm shutdown -w demo", timeout=600)
     print("smoke: lifecycle: xm shutdown -w %.1f s" % (time.monotonic() - t0), flush=True)
@@ -319,6 +321,43 @@ def lifecycle(session):
     _, out = vm.run("xm list")
     rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
     expect_equal("domains after the malformed config", rows, ["Domain-0"])
+
+
+def console_flood(vm):
+    """A guest writing to its console without pause fills only the guest
+    logs' own file system: xenconsoled and xend keep serving, the running
+    demo guest's console still reaches `xm console`, /var keeps its room and
+    nothing floods dom0's console. The file system is filled to its last
+    256 KiB first, as a flood under TCG (about 30 KB/s) takes minutes."""
+    logs = "/var/log/xen/console"
+    vm.run("size=$(df -k %s | awk 'NR==2 {print $4}'); "
+           "dd if=/dev/zero of=%s/filler bs=1k count=$((size - 256)) 2>/dev/null" % (logs, logs))
+    mark = len(vm.buffer)
+    vm.run("xm create demo name=flood 'extra=console=hvc0 proxenos.flood'", timeout=400)
+    wait_until(vm, "df -k %s | awk 'NR==2 {print $4}'" % logs,
+               lambda s, o: s == 0 and o.split()[-1:] == ["0"], 600,
+               "the flooding guest to fill the console log file system")
+    vm.run("sleep 10", timeout=60)
+    for service in ("xenconsoled", "xend", "syslogd"):
+        status, out = vm.run("pidof %s" % service, check=False)
+        if status != 0:
+            raise Failure("%s is gone after the console flood" % service)
+    if list_row(vm, "flood") is None:
+        raise Failure("xm list does not show the flooding guest")
+    vm.send("xm console demo\n")
+    vm.expect(r"proxenos-demo: tick \d+", 120, "a demo tick through xm console during the flood")
+    vm.send("\x1d")
+    vm.run("true", timeout=60)
+    vm.run("dd if=/dev/zero of=/var/lib/xen/save/room bs=1k count=4096 2>&1 && "
+           "rm /var/lib/xen/save/room")
+    spam = vm.text(mark).count("xenconsoled:")
+    if spam:
+        raise Failure("xenconsoled wrote %d messages to the console during the flood" % spam)
+    vm.run("xm destroy flood", timeout=120)
+    expect_gone(vm, "flood")
+    vm.run("rm -f %s/filler %s/guest-flood.log" % (logs, logs))
+    print("smoke: lifecycle: console flood contained (log file system full, "
+          "services up, demo console live, no console spam)", flush=True)
 
 
 def last_tick_of(line):
