@@ -72,7 +72,10 @@ public enum ServiceTable {
         ServiceSpec(
             name: "xenconsoled",
             argv: ["\(xenLibexec)/xenconsoled", "--interactive", "--log=guest"],
-            streams: .logFile("/var/log/xen/xenconsoled.log")),
+            // On the guest logs' bounded file system: once a flooding guest
+            // has filled it, xenconsoled reports every failed write (about
+            // 6 KB/s measured), which must not grow /var without end.
+            streams: .logFile("\(SystemLayout.consoleLogDirectory)/xenconsoled.log")),
         ServiceSpec(
             name: "xend",
             argv: ["/usr/sbin/xend"],

@@ -350,6 +350,14 @@ def console_flood(vm):
     vm.run("true", timeout=60)
     vm.run("dd if=/dev/zero of=/var/lib/xen/save/room bs=1k count=4096 2>&1 && "
            "rm /var/lib/xen/save/room")
+    # Nothing on /var grows with the flood (xenconsoled's own error log lives
+    # on the bounded file system too).
+    _, first = vm.run("du -skx /var | cut -f1")
+    vm.run("sleep 10", timeout=60)
+    _, second = vm.run("du -skx /var | cut -f1")
+    if int(second.split()[-1]) - int(first.split()[-1]) > 64:
+        raise Failure("/var grew from %s to %s KiB in 10 s of console flood"
+                      % (first.strip(), second.strip()))
     spam = vm.text(mark).count("xenconsoled:")
     if spam:
         raise Failure("xenconsoled wrote %d messages to the console during the flood" % spam)
