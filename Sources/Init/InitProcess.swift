@@ -158,7 +158,12 @@ public final class InitProcess {
 
     /// With `proxenos.debug`, the dom0 uptime at each boot stage.
     private func trace(_ stage: String) {
-        guard configuration.debug else { return }
+        Self.trace(stage, if: configuration.debug)
+    }
+
+    /// The trace line itself, also for the module-loading thread.
+    private static func trace(_ stage: String, if enabled: Bool) {
+        guard enabled else { return }
         Console.say("[\(Banner.uptime().map(Banner.twoDecimals) ?? "?") s] \(stage)")
     }
 
@@ -205,10 +210,7 @@ public final class InitProcess {
         do {
             try Threads.spawn(name: "modules") {
                 for path in late { Self.loadReporting("\(base)/\(path)") }
-                if debug {
-                    Console.say(
-                        "[\(Banner.uptime().map(Banner.twoDecimals) ?? "?") s] modules loaded")
-                }
+                Self.trace("modules loaded", if: debug)
                 modules.finish()
             }
         } catch {
@@ -370,8 +372,12 @@ public final class InitProcess {
             }
         case .program(let argv, let log, let timeout):
             let command = argv.joined(separator: " ")
+            guard let path = argv.first else {
+                Console.say("boot step \(step.name) failed: it names no program")
+                return
+            }
             let process = ProcessSpec(
-                path: argv[0], arguments: argv, environment: SystemLayout.environment,
+                path: path, arguments: argv, environment: SystemLayout.environment,
                 streams: .logFile(log))
             switch ProcessSpawner.spawn(process) {
             case .success(let pid):
