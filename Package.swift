@@ -40,6 +40,12 @@ let package = Package(
             name: "XenBus",
             dependencies: [systemPackage, .product(name: "Logging", package: "swift-log")]
         ),
+        // The data-path runtime: one worker loop (thread, epoll, its own
+        // event channel handle) for every backend, and ring journals on /run.
+        .target(name: "DataPath", dependencies: ["XenBus", "CLinux", "LinuxSystem", systemPackage]),
+        // The echo ring: the smallest complete backend, the template for the
+        // others and the selftest's subject.
+        .target(name: "EchoBackend", dependencies: ["DataPath", "XenBus", "LinuxSystem"]),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
@@ -97,6 +103,12 @@ let package = Package(
         .testTarget(
             name: "XenBusTests",
             dependencies: ["XenBus", "XenBusTesting", "CRingReference"]
+        ),
+        .testTarget(
+            name: "DataPathTests",
+            dependencies: [
+                "DataPath", "EchoBackend", "XenBus", "XenBusTesting", "LinuxSystem", systemPackage,
+            ]
         ),
         .testTarget(
             name: "XenDevicesTests",

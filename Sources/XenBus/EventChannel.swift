@@ -1,15 +1,17 @@
+import SystemPackage
+
 /// One handle on the event channel device (libxenevtchn's `xenevtchn_handle`):
 /// binds ports, sends and receives notifications.
 ///
 /// Delivery works like /dev/xen/evtchn: when a bound port fires, the kernel
 /// masks it and queues its number; ``pending()`` returns it and the port stays
-/// silent until ``unmask(_:)``. A data-path thread therefore polls
-/// ``fileDescriptor`` (with its own stop descriptor), calls ``pending()``,
-/// unmasks, and then drains its ring, so a notification that arrives while
-/// it works is not lost.
+/// silent until ``unmask(_:)``. ``pending()`` hands out whichever port of the
+/// handle fired, so a handle must have exactly one reader: DataPath's
+/// `DataPathWorker` owns one handle and routes each port to the ring bound
+/// to it.
 public protocol EventChannel: Sendable {
     /// A descriptor that polls readable while a port is pending.
-    var fileDescriptor: Int32 { get }
+    var fileDescriptor: FileDescriptor { get }
 
     /// Binds a local port to `remotePort` of `remoteDomain`, which that
     /// domain allocated for us as unbound (`IOCTL_EVTCHN_BIND_INTERDOMAIN`).
@@ -30,7 +32,9 @@ public protocol EventChannel: Sendable {
     func unmask(_ port: EventChannelPort) throws(XenBusError)
 
     /// The next port that fired; blocks until one does (poll
-    /// ``fileDescriptor`` first to avoid blocking).
+    /// ``fileDescriptor`` first to avoid blocking). On a non-blocking
+    /// descriptor with nothing pending it throws
+    /// `.eventChannel(errno: .resourceTemporarilyUnavailable)`.
     func pending() throws(XenBusError) -> EventChannelPort
 }
 

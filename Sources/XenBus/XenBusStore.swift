@@ -1,8 +1,8 @@
 /// What the backend machinery needs from xenstore. Paths are absolute
 /// (`/local/domain/0/backend/vbd/1/51712/state`) and passed through as given.
 ///
-/// XenStoreClient conforms at merge; ``InMemoryXenBusStore`` (XenBusTesting)
-/// is the fake. Errors are the store's own; XenBus wraps them.
+/// XenDevices' `XenStoreBusStore` is the real one (over XenStoreClient);
+/// ``InMemoryXenBusStore`` (XenBusTesting) is the fake. Errors are the store's own; XenBus wraps them.
 public protocol XenBusStore: Sendable {
     /// The node's value; nil when the node does not exist.
     func read(_ path: String) async throws -> String?

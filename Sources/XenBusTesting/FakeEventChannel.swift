@@ -147,7 +147,7 @@ public final class FakeEventChannel: EventChannel {
         try? reader.close()
     }
 
-    public var fileDescriptor: Int32 { reader.rawValue }
+    public var fileDescriptor: FileDescriptor { reader }
 
     public func bindInterdomain(remoteDomain: DomainID, remotePort: EventChannelPort)
         throws(XenBusError) -> EventChannelPort

@@ -27,7 +27,7 @@ public final class LinuxEventChannel: EventChannel, @unchecked Sendable {
         xenevtchn_close(handle)
     }
 
-    public var fileDescriptor: Int32 { xenevtchn_fd(handle) }
+    public var fileDescriptor: FileDescriptor { FileDescriptor(rawValue: xenevtchn_fd(handle)) }
 
     public func bindInterdomain(remoteDomain: DomainID, remotePort: EventChannelPort)
         throws(XenBusError) -> EventChannelPort

@@ -37,10 +37,15 @@ struct BackendBusTests {
         let third = layout(2, 768)
         first.create(in: store, backendNodes: ["params": "a"])
         second.create(in: store, backendNodes: ["params": "b"])
-        // Not ours to drive: a device in another state, and junk names.
+        // A device a previous backend process left Connected whose frontend
+        // reset meanwhile: adopted and offered InitWait again. Not ours to
+        // drive: a state no backend writes, and junk names.
         let stale = layout(3, 5)
         stale.create(in: store, backendNodes: ["params": "c"])
         store.set("\(stale.backendPath)/state", "4")
+        let odd = layout(3, 6)
+        odd.create(in: store, backendNodes: ["params": "e"])
+        store.set("\(odd.backendPath)/state", "7")
         store.set("/local/domain/0/backend/vbd/junk/1/state", "1")
         store.set("/local/domain/0/backend/vbd/4/junk/state", "1")
 
@@ -48,8 +53,9 @@ struct BackendBusTests {
         let running = Task { try await bus.run() }
 
         #expect(await eventually { state(first) == "2" && state(second) == "2" })
-        #expect(state(stale) == "4")
-        #expect(await bus.status().map(\.key.description) == ["1/51712", "1/51728"])
+        #expect(await eventually { state(stale) == "2" })
+        #expect(state(odd) == "7")
+        #expect(await bus.status().map(\.key.description) == ["1/51712", "1/51728", "3/5"])
 
         // A device added while running is adopted.
         third.create(in: store, backendNodes: ["params": "d"])
@@ -66,7 +72,7 @@ struct BackendBusTests {
         // The toolstack removes a connected device: disconnected and swept.
         let watchesBefore = store.watchCount
         store.delete(first.backendPath)
-        #expect(await eventually { await bus.status().count == 2 })
+        #expect(await eventually { await bus.status().count == 3 })
         // The entry leaves the table before the device's task has torn it
         // down, so the teardown is awaited, not assumed.
         #expect(await eventually { grants.liveMappings == 0 })
@@ -77,12 +83,13 @@ struct BackendBusTests {
 
         // A whole domain directory goes.
         store.delete("/local/domain/0/backend/vbd/2")
-        #expect(await eventually { await bus.status().map(\.key.description) == ["1/51728"] })
+        #expect(
+            await eventually { await bus.status().map(\.key.description) == ["1/51728", "3/5"] })
 
         // Re-created with the same key: adopted afresh.
         first.create(in: store, backendNodes: ["params": "a"])
         #expect(await eventually { state(first) == "2" })
-        #expect(await bus.status().count == 2)
+        #expect(await bus.status().count == 3)
 
         running.cancel()
         try await running.value

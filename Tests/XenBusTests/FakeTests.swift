@@ -147,7 +147,7 @@ struct FakeEventChannelTests {
     let guest = DomainID(4)
 
     func readable(_ channel: any EventChannel) -> Bool {
-        var descriptor = pollfd(fd: channel.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        var descriptor = pollfd(fd: channel.fileDescriptor.rawValue, events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, 0) == 1
     }
 

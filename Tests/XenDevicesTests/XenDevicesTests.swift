@@ -47,7 +47,7 @@ struct XenDevicesTests {
         let offered = try offering.allocateUnbound(remoteDomain: self0)
         let local = try binding.bindInterdomain(remoteDomain: self0, remotePort: offered)
         try binding.notify(local)
-        var descriptor = pollfd(fd: offering.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        var descriptor = pollfd(fd: offering.fileDescriptor.rawValue, events: Int16(POLLIN), revents: 0)
         #expect(poll(&descriptor, 1, 1000) == 1)
         #expect(try offering.pending() == offered)
         try offering.unmask(offered)

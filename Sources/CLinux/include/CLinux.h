@@ -38,6 +38,8 @@ int clinux_unblock_all_signals(void);
 
 // XenStore module additions.
 #include "CLinuxXenStore.h"
+// The data-path runtime's epoll and eventfd.
+#include "CLinuxEpoll.h"
 
 #endif
 

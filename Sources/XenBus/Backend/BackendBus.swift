@@ -6,10 +6,13 @@ import Logging
 /// each adopted device's frontend `state` node.
 ///
 /// A device is adopted when its backend `state` reads Initialising (1), as
-/// Linux's xenbus probes only such nodes; the toolstack writes it last (or
-/// in the same transaction as the rest of the directory). Each device has
-/// its own task consuming its events in order, so a slow connect delays
-/// only its own device.
+/// Linux's xenbus probes only such nodes (the toolstack writes it last, or
+/// in the same transaction as the rest of the directory), and also when it
+/// reads InitWait, Connected, Closing or Closed: those a previous process
+/// of this backend left behind, and this one takes them up where they were
+/// (``BackendLifecycle/adopt(backend:frontend:trigger:frontendStatePath:)``).
+/// Each device has its own task consuming its events in order, so a slow
+/// connect delays only its own device.
 public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
     public let driver: Driver
     public let store: any XenBusStore
@@ -117,9 +120,16 @@ public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
 
     private func consider(_ key: BackendDeviceKey) async throws(XenBusError) {
         let statePath = "\(rootPath)/\(key.frontendDomain)/\(key.deviceID)/state"
-        guard try await storeRead(store, statePath) == XenbusState.initialising.storeValue
+        guard let text = try await storeRead(store, statePath),
+            let state = XenbusState(storeValue: text), Self.adoptable.contains(state)
         else { return }
         await adopt(key)
+    }
+
+    /// Backend states a device is adopted in: Initialising (new) and what
+    /// a previous process of this backend leaves.
+    static var adoptable: Set<XenbusState> {
+        [.initialising, .initWait, .connected, .closing, .closed]
     }
 
     private func adopt(_ key: BackendDeviceKey) async {
@@ -191,18 +201,33 @@ public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
     }
 
     /// Forwards every change of a frontend's state node into the device's
-    /// event stream.
+    /// event stream. A watch that ends (the store connection hiccuped) is
+    /// registered again, with a growing pause, and the device looks at the
+    /// frontend once more, so no change is missed while it was away; only
+    /// cancellation (the device's task ending) stops it.
     private static func watchFrontend(
         _ statePath: String, store: any XenBusStore,
         continuation: AsyncStream<DeviceEvent>.Continuation, logger: Logger
     ) -> Task<Void, Never> {
         Task {
-            do {
-                for try await _ in try await store.watch(statePath) {
-                    continuation.yield(.frontendChanged)
+            var pause = Duration.milliseconds(50)
+            var first = true
+            while !Task.isCancelled {
+                do {
+                    for try await _ in try await store.watch(statePath) {
+                        continuation.yield(.frontendChanged)
+                        pause = .milliseconds(50)
+                    }
+                    if Task.isCancelled { return }
+                    logger.warning("watch on \(statePath) ended; watching again")
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning("watch on \(statePath) ended: \(error); watching again")
                 }
-            } catch {
-                logger.warning("watch on \(statePath) ended: \(error)")
+                if !first { continuation.yield(.frontendChanged) }
+                first = false
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(5))
             }
         }
     }

@@ -64,13 +64,19 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
     /// Whether a driver connection is live.
     public var isConnected: Bool { connection != nil }
 
-    /// Adopts the device: reads the other end's details, publishes the
-    /// features, switches to InitWait and looks at the frontend once.
+    /// Adopts the device: reads the other end's details, then either
+    /// starts the handshake (a device in Initialising: publish the
+    /// features, InitWait, look at the frontend) or, for a device a
+    /// previous backend process left in another state, takes up where it
+    /// was (``BackendLifecycle/adopt(backend:frontend:trigger:frontendStatePath:)``):
+    /// a Connected device with a live frontend resumes its data path.
     public func start() async {
         guard phase == .initialising, context == nil, !isRetired else { return }
         let frontendPath: String
+        let left: BackendPhase
         do throws(XenBusError) {
             frontendPath = try await readOtherEnd()
+            left = try await readOwnState()
         } catch {
             await fail(error)
             return
@@ -79,6 +85,24 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         context = BackendDeviceContext(
             store: store, deviceType: driver.deviceType, key: key, backendPath: backendPath,
             frontendPath: frontendPath, faultSink: faultSink)
+        if left != .initialising {
+            phase = left
+            logger.info("adopting a device left in \(left)")
+            let statePath = "\(frontendPath)/state"
+            let observation: FrontendObservation
+            do throws(XenBusError) {
+                observation = FrontendObservation(storeValue: try await storeRead(store, statePath))
+            } catch {
+                await fail(error)
+                return
+            }
+            let step = BackendLifecycle.adopt(
+                backend: left, frontend: observation, trigger: driver.connectTrigger,
+                frontendStatePath: statePath)
+            logger.debug("adoption: frontend \(observation), backend \(left): \(step)")
+            await perform(step)
+            return
+        }
         await frontendChanged()
         if phase == .initWait {
             // Linux probes, then handles the frontend's current state.
@@ -147,9 +171,14 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         }
     }
 
-    /// The backend process is stopping: disconnect, leave the store alone.
+    /// The backend process is stopping: the driver suspends the
+    /// connection (a successor process resumes it), the store is left
+    /// alone.
     public func shutdown() async {
-        await disconnect()
+        if let (live, connectionContext) = connection {
+            connection = nil
+            await driver.suspend(connectionContext, live)
+        }
         isRetired = true
     }
 
@@ -171,7 +200,9 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
             }
             await switchState(.initWait)
         case .connect:
-            await connect()
+            await connect(resuming: false)
+        case .resume:
+            await connect(resuming: true)
         case .beginClosing:
             await switchState(.closing)
         case .close:
@@ -195,12 +226,12 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         }
     }
 
-    private func connect() async {
+    private func connect(resuming: Bool) async {
         guard let context else { return }
         // Enforce the precondition before acquiring anything new.
         await disconnect()
         connectionCount += 1
-        let connectionContext = context.forConnection(connectionCount)
+        let connectionContext = context.forConnection(connectionCount, resuming: resuming)
         let result: BackendConnectResult<Driver.Connection>
         do {
             result = try await driver.connect(connectionContext)
@@ -221,7 +252,7 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         // backend) would mislead the admin now that the device works.
         lastError = nil
         try? await storeRemove(store, errorPath)
-        logger.info("connected")
+        logger.info(resuming ? "resumed the connection of a previous backend" : "connected")
     }
 
     private func disconnect() async {
@@ -276,6 +307,20 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
             throw .frontendMissing(path: path)
         }
         return path
+    }
+
+    /// The backend's own `state` as a previous process left it; a value
+    /// no backend writes (0, 3, 7, 8, garbage) is treated as Initialising
+    /// and the handshake starts over.
+    private func readOwnState() async throws(XenBusError) -> BackendPhase {
+        let text = try await storeRead(store, "\(backendPath)/state")
+        switch text.flatMap(XenbusState.init(storeValue:)) {
+        case .initWait: return .initWait
+        case .connected: return .connected
+        case .closing: return .closing
+        case .closed: return .closed
+        default: return .initialising
+        }
     }
 
     private func backendExists() async -> Bool {

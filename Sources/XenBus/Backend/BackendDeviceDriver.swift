@@ -81,12 +81,23 @@ public protocol BackendDeviceDriver: Sendable {
     func connect(_ device: BackendDeviceContext) async throws -> BackendConnectResult<Connection>
 
     /// Stops the data path and releases the connection (unmap, unbind).
-    /// Called exactly once per successful connect.
+    /// Called exactly once per successful connect, unless ``suspend(_:_:)``
+    /// is called instead.
     func disconnect(_ device: BackendDeviceContext, _ connection: Connection) async
+
+    /// The backend process is stopping while the device stays Connected
+    /// for a successor to resume: stop the data path and release the
+    /// connection, but keep what the successor needs (the ring journal).
+    /// The default is ``disconnect(_:_:)``.
+    func suspend(_ device: BackendDeviceContext, _ connection: Connection) async
 }
 
 extension BackendDeviceDriver {
     public var connectTrigger: FrontendConnectTrigger { .initialisedOrConnected }
+
+    public func suspend(_ device: BackendDeviceContext, _ connection: Connection) async {
+        await disconnect(device, connection)
+    }
 }
 
 /// The frontend's ABI (`protocol` node, io/protocols.h).
@@ -138,12 +149,18 @@ public struct BackendDeviceContext: Sendable {
     /// Counts connects of this device: the context given to `connect` and
     /// `disconnect` carries the connection's number (0 outside a connection).
     public let connectionID: UInt64
+    /// True when `connect` takes over a live connection from a previous
+    /// backend process (the device was Connected when this process adopted
+    /// it): attach to the ring's shared indices and recover its journal
+    /// instead of starting the ring afresh. The frontend's port is bound
+    /// again as usual (its old dom0 end closed with the old process).
+    public let isResuming: Bool
     private let faultSink: @Sendable (BackendFault) -> Void
 
     public init(
         store: any XenBusStore, deviceType: String, key: BackendDeviceKey,
         backendPath: String, frontendPath: String, connectionID: UInt64 = 0,
-        faultSink: @escaping @Sendable (BackendFault) -> Void
+        isResuming: Bool = false, faultSink: @escaping @Sendable (BackendFault) -> Void
     ) {
         self.store = store
         self.deviceType = deviceType
@@ -151,14 +168,16 @@ public struct BackendDeviceContext: Sendable {
         self.backendPath = backendPath
         self.frontendPath = frontendPath
         self.connectionID = connectionID
+        self.isResuming = isResuming
         self.faultSink = faultSink
     }
 
     /// The same device, for connection number `id`.
-    public func forConnection(_ id: UInt64) -> BackendDeviceContext {
+    public func forConnection(_ id: UInt64, resuming: Bool = false) -> BackendDeviceContext {
         BackendDeviceContext(
             store: store, deviceType: deviceType, key: key, backendPath: backendPath,
-            frontendPath: frontendPath, connectionID: id, faultSink: faultSink)
+            frontendPath: frontendPath, connectionID: id, isResuming: resuming,
+            faultSink: faultSink)
     }
 
     /// The guest domain.

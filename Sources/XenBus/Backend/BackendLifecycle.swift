@@ -67,6 +67,11 @@ public enum LifecycleStep: Sendable, Equatable {
     case vanish
     /// `xenbus_dev_fatal`: disconnect, write the `error` node, Closing.
     case fail(XenBusError)
+    /// A restarted backend finds the device Connected with a live
+    /// frontend: map the ring again, bind the frontend's port again and go
+    /// on from the shared indices and the ring's journal, writing nothing
+    /// the guest would notice.
+    case resume
 }
 
 /// The backend half of the xenbus handshake as a pure function, after Linux
@@ -145,6 +150,32 @@ public enum BackendLifecycle {
             case .closed: return .stay
             }
         }
+    }
+
+    /// The first step of a backend process that adopts a device its
+    /// predecessor left in `backend` (read from the backend's `state`
+    /// node), after Linux's table above except:
+    ///
+    ///     frontend        backend Connected   Closing
+    ///     Initialised     resume              stay
+    ///     Connected       resume              stay
+    ///
+    /// Every other pair takes the ordinary step: a device left in InitWait
+    /// connects when the frontend is ready, one whose frontend reset while
+    /// the backend was down offers InitWait again, one whose frontend closed
+    /// or vanished closes.
+    public static func adopt(
+        backend: BackendPhase, frontend: FrontendObservation, trigger: FrontendConnectTrigger,
+        frontendStatePath path: String
+    ) -> LifecycleStep {
+        if case .state(let state) = frontend, state == .initialised || state == .connected {
+            switch backend {
+            case .connected: return .resume
+            case .closing: return .stay
+            default: break
+            }
+        }
+        return step(backend: backend, frontend: frontend, trigger: trigger, frontendStatePath: path)
     }
 
     static func parentPath(_ path: String) -> String {

@@ -47,6 +47,36 @@ public struct BackRing<Request: RingDecodable, Response: RingEncodable>: ~Copyab
             attaching: try mapping.writableBytes(), startIndex: startIndex, keepAlive: mapping)
     }
 
+    /// Attaches to a live ring after a backend restart: responses resume
+    /// at the published `rsp_prod`, requests at `requestConsumer` (from the
+    /// ring's journal; without one, `rsp_prod`, which re-reads every
+    /// request not yet answered). A consumer the shared indices cannot
+    /// explain (more than a ring ahead of `rsp_prod`, or ahead of
+    /// `req_prod`) is a guest fault: the guest owns those indices' memory.
+    public init(
+        resuming buffer: UnsafeMutableRawBufferPointer, requestConsumer: UInt32?,
+        keepAlive: AnyObject? = nil
+    ) throws(XenBusError) {
+        let (base, geometry) = try validateRingBuffer(buffer, Request.self, Response.self)
+        let shared = SharedRingIndices(base: base)
+        let published = shared.responseProducer.pointee.load(ordering: .acquiring)
+        let producer = shared.requestProducer.pointee.load(ordering: .acquiring)
+        let consumer = requestConsumer ?? published
+        if consumer &- published > geometry.entryCount {
+            throw .ringProducerOverflow(
+                producer: consumer, base: published, ringSize: geometry.entryCount)
+        }
+        if producer &- consumer > geometry.entryCount {
+            throw .ringProducerRegressed(producer: producer, consumer: consumer)
+        }
+        self.base = base
+        self.geometry = geometry
+        self.shared = shared
+        self.owner = keepAlive
+        self.responseProducer = published
+        self.requestConsumer = consumer
+    }
+
     /// Requests consumed and not yet answered.
     public var outstandingRequests: UInt32 { requestConsumer &- responseProducer }
 
@@ -87,6 +117,41 @@ public struct BackRing<Request: RingDecodable, Response: RingEncodable>: ~Copyab
         }
         requestConsumer &+= 1
         return request
+    }
+
+    /// Takes the next request, copying its slot once into `destination`
+    /// (private memory of at least `Request.wireSize` bytes, e.g. a ring
+    /// journal's slot) and decoding from that copy. Returns the request
+    /// and its ring index.
+    public mutating func nextRequest(copyingInto destination: UnsafeMutableRawBufferPointer)
+        throws(XenBusError) -> (index: UInt32, request: Request)?
+    {
+        guard try unconsumedRequests() > 0 else { return nil }
+        guard destination.count >= Request.wireSize, let target = destination.baseAddress else {
+            throw .ringBufferInvalid("request copy needs \(Request.wireSize) bytes")
+        }
+        let slot = base + geometry.slotOffset(requestConsumer)
+        target.copyMemory(from: slot, byteCount: Request.wireSize)
+        let request = Request(
+            ringEntry: RingEntryReader(
+                privateCopy: UnsafeRawBufferPointer(start: target, count: Request.wireSize)))
+        let index = requestConsumer
+        requestConsumer &+= 1
+        return (index, request)
+    }
+
+    /// Puts an encoded response (exactly `Response.wireSize` bytes, e.g.
+    /// from a ring journal) in the next slot.
+    public mutating func enqueueResponse(encoded bytes: UnsafeRawBufferPointer)
+        throws(XenBusError)
+    {
+        guard outstandingRequests > 0 else { throw .ringResponseWithoutRequest }
+        guard bytes.count == Response.wireSize, let source = bytes.baseAddress else {
+            throw .ringBufferInvalid("encoded response of \(bytes.count) bytes")
+        }
+        (base + geometry.slotOffset(responseProducer))
+            .copyMemory(from: source, byteCount: Response.wireSize)
+        responseProducer &+= 1
     }
 
     /// Puts a response in the next slot (`RING_GET_RESPONSE` + `rsp_prod_pvt++`);

@@ -1,0 +1,282 @@
+import CLinux
+import LinuxSystem
+import Synchronization
+import SystemPackage
+import XenBus
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The data-path loop, written once for every backend: one thread, one
+/// epoll instance, and an event channel handle of its own.
+///
+/// The worker waits on its event channel descriptor, a stop eventfd and
+/// the descriptors its endpoints add. When ports fire it takes every
+/// pending port, unmasks it at once (a notification arriving while the
+/// ring is served is queued again, never lost) and marks the endpoint bound
+/// to that port ready; then it serves ready endpoints round-robin, one
+/// budget each per round (``ReadyQueue``), and looks at its descriptors
+/// again between rounds without sleeping while work is left.
+///
+/// Why a handle per worker: `pending()` hands out whatever port fired on
+/// the handle, so threads sharing one handle take each other's ports and a
+/// wakeup is lost (the old documented pattern did that). Here the worker
+/// that reads a port is the one that serves it. A handle costs one
+/// descriptor; the alternative, one handle per process with a thread
+/// forwarding ports to workers, would add a thread hop to every
+/// notification.
+///
+/// Thread use: endpoints are attached before ``start()``; after it, the
+/// endpoints belong to the worker's thread. ``stop()`` may be called from
+/// any task: it never blocks a cooperative thread.
+public final class DataPathWorker: @unchecked Sendable {
+    // @unchecked: the mutable tables below are touched by the creating
+    // thread before start() and by the worker thread after it, never both;
+    // what other threads may touch (exit state, counters) is in Mutex and
+    // Atomic.
+
+    /// What went wrong, reported once per failing endpoint.
+    public typealias FaultHandler = @Sendable (EndpointID, XenBusError) -> Void
+
+    /// Counters, readable from any thread.
+    public struct Statistics: Sendable, Equatable {
+        /// epoll waits that returned something.
+        public var wakeups = 0
+        /// Serve calls, all endpoints.
+        public var serveCalls = 0
+        /// Serve calls that used their whole budget's worth and asked for
+        /// more.
+        public var budgetExhausted = 0
+        /// Ports that fired with no endpoint attached to them.
+        public var strayPorts = 0
+    }
+
+    public let name: String
+    /// The worker's own event channel handle: bind its rings' ports here.
+    public let eventChannel: any EventChannel
+    /// Work units an endpoint may do per round.
+    public let budget: Int
+
+    private let poll: EventPoll
+    private let stopEvent: WakeupEvent
+    private let onFault: FaultHandler
+    private var endpoints: [(any DataPathEndpoint)?] = []
+    private var ports: [EventChannelPort: Int] = [:]
+    private var descriptors: [Int: FileDescriptor] = [:]
+    private var ready = ReadyQueue()
+    private var round: [Int] = []
+    private let counters = Mutex(Statistics())
+    private let exit = Mutex(ExitState())
+
+    private struct ExitState {
+        var started = false
+        var finished = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private static let stopToken: UInt64 = 0
+    private static let eventChannelToken: UInt64 = 1
+    private static let firstEndpointToken: UInt64 = 2
+
+    /// A worker over `eventChannel`, which must be this worker's alone.
+    public init(
+        name: String, eventChannel: any EventChannel, budget: Int = 64,
+        onFault: @escaping FaultHandler
+    ) throws(XenBusError) {
+        self.name = name
+        self.eventChannel = eventChannel
+        self.budget = max(1, budget)
+        self.onFault = onFault
+        do throws(SystemCallError) {
+            poll = try EventPoll()
+            stopEvent = try WakeupEvent()
+            try poll.add(stopEvent.descriptor, .readable, token: Self.stopToken)
+            let channel = eventChannel.fileDescriptor
+            // Non-blocking: the loop takes pending ports until there are none.
+            let flags = clinux_fcntl_int(channel.rawValue, F_GETFL, 0)
+            guard flags >= 0, clinux_fcntl_int(channel.rawValue, F_SETFL, flags | O_NONBLOCK) >= 0
+            else { throw SystemCallError(operation: "fcntl O_NONBLOCK", Errno(rawValue: errno)) }
+            try poll.add(channel, .readable, token: Self.eventChannelToken)
+        } catch {
+            throw .eventChannel(operation: "worker \(name): \(error.operation)", errno: error.errno)
+        }
+    }
+
+    /// Serves `endpoint` whenever `port` (bound through ``eventChannel``)
+    /// fires. Before ``start()`` only.
+    @discardableResult
+    public func attach(_ endpoint: any DataPathEndpoint, port: EventChannelPort) -> EndpointID {
+        let id = add(endpoint)
+        ports[port] = id
+        return EndpointID(rawValue: id)
+    }
+
+    /// Serves `endpoint` whenever `descriptor` reports `events` (level
+    /// triggered: while it stays ready, it is served every round). Before
+    /// ``start()`` only.
+    @discardableResult
+    public func attach(
+        _ endpoint: any DataPathEndpoint, descriptor: FileDescriptor,
+        events: EventPoll.Events = .readable
+    ) throws(XenBusError) -> EndpointID {
+        let id = add(endpoint)
+        do throws(SystemCallError) {
+            try poll.add(descriptor, events, token: Self.firstEndpointToken + UInt64(id))
+        } catch {
+            endpoints[id] = nil
+            throw .eventChannel(operation: "worker \(name): \(error.operation)", errno: error.errno)
+        }
+        descriptors[id] = descriptor
+        return EndpointID(rawValue: id)
+    }
+
+    private func add(_ endpoint: any DataPathEndpoint) -> Int {
+        endpoints.append(endpoint)
+        return endpoints.count - 1
+    }
+
+    /// Counters so far.
+    public var statistics: Statistics { counters.withLock { $0 } }
+
+    /// Whether the loop has ended (stopped, or never able to run).
+    public var isFinished: Bool { exit.withLock { $0.finished } }
+
+    /// Starts the thread. Every endpoint is served once at the start, so
+    /// requests that were on a ring before the worker ran (a restarted
+    /// backend's, or ones whose notification went to a closed port) are
+    /// taken without waiting for a notification.
+    public func start() throws(XenBusError) {
+        exit.withLock { $0.started = true }
+        do throws(SystemCallError) {
+            try Threads.spawn(name: String(name.prefix(15))) { [self] in run() }
+        } catch {
+            finish()
+            throw .driver("cannot start data-path worker \(name): \(error)")
+        }
+    }
+
+    /// Stops the loop and waits for the thread to leave it, without
+    /// blocking the calling task's thread. Endpoints are not called again.
+    public func stop() async {
+        stopEvent.signal()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = exit.withLock { state -> Bool in
+                if state.finished || !state.started { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// ``stop()`` for synchronous callers on their own thread (never a
+    /// cooperative one).
+    public func stopAndWait() {
+        stopEvent.signal()
+        while exit.withLock({ $0.started && !$0.finished }) {
+            usleep(1000)
+        }
+    }
+
+    // MARK: the loop
+
+    private func run() {
+        for id in endpoints.indices where endpoints[id] != nil { ready.mark(id) }
+        var stopping = false
+        while !stopping {
+            do throws(SystemCallError) {
+                let timeout: Int32 = ready.isEmpty ? -1 : 0
+                let count = try poll.wait(timeoutMilliseconds: timeout) { event in
+                    switch event.token {
+                    case Self.stopToken: stopping = true
+                    case Self.eventChannelToken: takePendingPorts()
+                    default: ready.mark(Int(event.token - Self.firstEndpointToken))
+                    }
+                }
+                if count > 0 { counters.withLock { $0.wakeups += 1 } }
+            } catch {
+                // epoll itself failing leaves nothing to serve with: every
+                // endpoint is reported so its device can close.
+                for id in endpoints.indices where endpoints[id] != nil {
+                    fail(id, .eventChannel(operation: "worker \(name): epoll", errno: error.errno))
+                }
+                break
+            }
+            if stopping { break }
+            serveRound()
+        }
+        finish()
+    }
+
+    private func takePendingPorts() {
+        while true {
+            let port: EventChannelPort
+            do throws(XenBusError) {
+                port = try eventChannel.pending()
+            } catch {
+                if case .eventChannel(_, let errno) = error,
+                    errno == .resourceTemporarilyUnavailable
+                {
+                    return
+                }
+                for id in endpoints.indices where endpoints[id] != nil { fail(id, error) }
+                return
+            }
+            guard let id = ports[port] else {
+                counters.withLock { $0.strayPorts += 1 }
+                try? eventChannel.unmask(port)
+                continue
+            }
+            do throws(XenBusError) {
+                try eventChannel.unmask(port)
+            } catch {
+                fail(id, error)
+                continue
+            }
+            ready.mark(id)
+        }
+    }
+
+    private func serveRound() {
+        ready.takeRound(into: &round)
+        var calls = 0
+        var exhausted = 0
+        for id in round {
+            guard let endpoint = endpoints[id] else { continue }
+            calls += 1
+            do throws(XenBusError) {
+                if try endpoint.serve(budget: budget) {
+                    exhausted += 1
+                    ready.mark(id)
+                }
+            } catch {
+                fail(id, error)
+            }
+        }
+        if calls > 0 {
+            counters.withLock {
+                $0.serveCalls += calls
+                $0.budgetExhausted += exhausted
+            }
+        }
+    }
+
+    private func fail(_ id: Int, _ error: XenBusError) {
+        guard endpoints[id] != nil else { return }
+        endpoints[id] = nil
+        ready.remove(id)
+        if let descriptor = descriptors.removeValue(forKey: id) { try? poll.remove(descriptor) }
+        for (port, owner) in ports where owner == id { ports[port] = nil }
+        onFault(EndpointID(rawValue: id), error)
+    }
+
+    private func finish() {
+        let waiters = exit.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.finished = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
