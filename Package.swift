@@ -68,6 +68,15 @@ let package = Package(
         // MARK: daemons and programs
         .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", "XenStore", systemPackage]),
 
+        // `proxenos selftest`: the backend runtime on the real Xen.
+        .target(
+            name: "SelfTest",
+            dependencies: [
+                "DataPath", "EchoBackend", "LinuxSystem", "XenBus", "XenDevices", "XenStore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
         .target(name: "BootStubCore"),
 
@@ -84,7 +93,7 @@ let package = Package(
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig",
+                "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -17,6 +17,7 @@ public struct Proxenos: ParsableCommand {
         NetConfCommand.self,
         XendCommand.self,
         XmCommand.self,
+        SelfTestCommand.self,
     ]
 
     public init() {}

@@ -59,7 +59,7 @@ final class RecordingDriver: BackendDeviceDriver {
     }
 
     func connect(_ device: BackendDeviceContext) async throws -> BackendConnectResult<Connection> {
-        log.withLock { $0.append("connect") }
+        log.withLock { $0.append(device.isResuming ? "resume" : "connect") }
         lastContext.withLock { $0 = device }
         let ring = try await device.frontendRing(maxPageOrder: 2)
         let port = try await device.frontendEventChannel()
