@@ -18,7 +18,9 @@ public protocol GrantTable: Sendable {
     /// ones ``GrantStatus/okay`` without reaching the device. Throws only if
     /// the device call failed as a whole (then those segments read
     /// ``GrantStatus/generalError``; some may have been copied), or if
-    /// `batch` was made for another kind of grant table. Never allocates.
+    /// `batch` was made for another kind of grant table. Implementations
+    /// must not allocate here (LinuxGrantTable does not; FakeGrantTable only
+    /// for its operation log, which can be turned off).
     ///
     /// Below the one ioctl (Linux drivers/xen/gntdev.c): gntdev splits each
     /// segment where its local side crosses a 4 KiB page, pins those local

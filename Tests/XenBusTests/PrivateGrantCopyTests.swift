@@ -124,3 +124,62 @@ struct PrivateGrantCopyTests {
         #expect(sum == 1001 * 77)
     }
 }
+
+@Suite("grants on the hot path, together")
+struct GrantHotPathExampleTests {
+    let frontend = DomainID(6)
+
+    @Test(
+        "docs/XENBUS-grants.md's blkif indirect example: descriptors copied once, data in one batch"
+    )
+    func indirectRequest() throws {
+        let grants = FakeGrantTable()
+        let data = grants.grant(from: frontend, pages: 3, writable: false)
+        for page in 0..<3 { data.bytes[page * 4096 + 512] = UInt8(0x10 + page) }
+        let indirectPage = grants.grant(from: frontend, pages: 1, writable: false)
+        for (index, ref) in data.refs.enumerated() {
+            // blkif_request_segment: gref, first_sect 1, last_sect 2
+            indirectPage.bytes.storeBytes(
+                of: ref.rawValue.littleEndian, toByteOffset: index * 8, as: UInt32.self)
+            indirectPage.bytes[index * 8 + 4] = 1
+            indirectPage.bytes[index * 8 + 5] = 2
+        }
+        let indirectRefs = indirectPage.refs
+        let (indirectPageCount, segmentCount) = (1, 3)
+
+        // As in the document, once per connection:
+        let bounce = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: 64 * xenPageSize, alignment: xenPageSize)
+        defer { bounce.deallocate() }
+        bounce.initializeMemory(as: UInt8.self, repeating: 0)
+        let batch = grants.makeCopyBatch(capacity: 64, local: bounce)
+        let indirect = PrivateGrantCopy(table: grants, capacity: 8)
+
+        // Per request:
+        indirect.removeAll()
+        for page in 0..<indirectPageCount {
+            indirect.append(domain: frontend, ref: indirectRefs[page])
+        }
+        try indirect.copy()
+        batch.removeAll()
+        try indirect.withReader { (reader) throws(XenBusError) in
+            for index in 0..<segmentCount {
+                guard let gref = reader.load(UInt32.self, at: index * 8),
+                    let first = reader.load(UInt8.self, at: index * 8 + 4),
+                    let last = reader.load(UInt8.self, at: index * 8 + 5), first <= last, last < 8
+                else { throw .guestProtocol("bad indirect segment \(index)") }
+                batch.append(
+                    GrantCopySegment(
+                        .fromGuest, domain: frontend, ref: GrantRef(gref),
+                        offset: UInt16(first) * 512,
+                        length: UInt16(last - first + 1) * 512,
+                        localOffset: index * xenPageSize))
+            }
+        }
+        try grants.copy(batch)
+        #expect(batch.allOkay)
+        #expect(batch.count == 3)
+        for page in 0..<3 { #expect(bounce[page * 4096] == UInt8(0x10 + page)) }
+        #expect(grants.deviceCopyCalls == 2, "one for the indirect page, one for the data")
+    }
+}
