@@ -64,6 +64,9 @@ let package = Package(
         .target(name: "SeedConfigs"),
         // Xen's own io/ring.h macros, compiled, for byte-for-byte ring checks.
         .target(name: "CRingReference", path: "Tests/CRingReference"),
+        // Counts a thread's heap allocations (interposes malloc in the test
+        // binary), for the no-allocation checks of the data path.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
         // MARK: daemons and programs
         .target(name: "Init", dependencies: ["CLinux", "LinuxSystem", "XenStore", systemPackage]),
@@ -111,7 +114,7 @@ let package = Package(
         .testTarget(name: "NetConfTests", dependencies: ["NetConf", "CLinux", "InMemoryXenStore"]),
         .testTarget(
             name: "XenBusTests",
-            dependencies: ["XenBus", "XenBusTesting", "CRingReference"]
+            dependencies: ["XenBus", "XenBusTesting", "CRingReference", "CAllocationCounter"]
         ),
         .testTarget(
             name: "DataPathTests",
@@ -121,7 +124,10 @@ let package = Package(
         ),
         .testTarget(
             name: "XenDevicesTests",
-            dependencies: ["XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen"]
+            dependencies: [
+                "XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen",
+                "CAllocationCounter",
+            ]
         ),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
         .testTarget(

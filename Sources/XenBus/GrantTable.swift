@@ -6,13 +6,29 @@ public protocol GrantTable: Sendable {
     func map(domain: DomainID, refs: [GrantRef], writable: Bool) throws(XenBusError)
         -> GrantMapping
 
-    /// Grant copy (`GNTTABOP_copy`): each segment moves bytes between one
-    /// guest page and `local`. Returns one status per segment, in order;
-    /// throws only if the whole operation failed. Segments that cross their
-    /// guest page or fall outside `local` get ``GrantStatus/badCopyArgument``
-    /// without reaching the hypervisor.
-    func copy(_ segments: [GrantCopySegment], local: UnsafeMutableRawBufferPointer)
-        throws(XenBusError) -> [GrantStatus]
+    /// The native scratch each segment of a ``GrantCopyBatch`` needs for
+    /// this table's ``copy(_:)``; ``makeCopyBatch(capacity:local:)`` uses it.
+    var copyScratchLayout: GrantCopyScratchLayout { get }
+
+    /// Grant copy (`GNTTABOP_copy`) of every segment in `batch`, setting one
+    /// status per segment, with as few device calls as gntdev allows: one
+    /// `IOCTL_GNTDEV_GRANT_COPY` for all segments that reach it (none when
+    /// none do). Segments that cross their guest page or fall outside the
+    /// batch's local buffer get ``GrantStatus/badCopyArgument`` and empty
+    /// ones ``GrantStatus/okay`` without reaching the device. Throws only if
+    /// the device call failed as a whole (then those segments read
+    /// ``GrantStatus/generalError``; some may have been copied), or if
+    /// `batch` was made for another kind of grant table. Implementations
+    /// must not allocate here (LinuxGrantTable does not; FakeGrantTable only
+    /// for its operation log, which can be turned off).
+    ///
+    /// Below the one ioctl (Linux drivers/xen/gntdev.c): gntdev splits each
+    /// segment where its local side crosses a 4 KiB page, pins those local
+    /// pages, and issues one `GNTTABOP_copy` hypercall per 16 such pieces
+    /// (`GNTDEV_COPY_BATCH`). A page-aligned bounce buffer with segments
+    /// that stay inside one local page keeps that at ceil(segments / 16)
+    /// hypercalls.
+    func copy(_ batch: GrantCopyBatch) throws(XenBusError)
 }
 
 extension GrantTable {
@@ -21,6 +37,26 @@ extension GrantTable {
         -> GrantMapping
     {
         try map(domain: domain, refs: [ref], writable: writable)
+    }
+
+    /// A reusable batch of up to `capacity` segments over the bounce buffer
+    /// `local`, with this table's native scratch preallocated.
+    public func makeCopyBatch(capacity: Int, local: UnsafeMutableRawBufferPointer)
+        -> GrantCopyBatch
+    {
+        GrantCopyBatch(capacity: capacity, local: local, scratchLayout: copyScratchLayout)
+    }
+
+    /// Grant copy of `segments` between guest pages and `local`: one status
+    /// per segment, in order, as ``copy(_:)`` sets them. A convenience that
+    /// allocates a batch per call; data paths keep a ``GrantCopyBatch``.
+    public func copy(_ segments: [GrantCopySegment], local: UnsafeMutableRawBufferPointer)
+        throws(XenBusError) -> [GrantStatus]
+    {
+        let batch = makeCopyBatch(capacity: segments.count, local: local)
+        for segment in segments { batch.append(segment) }
+        try copy(batch)
+        return (0..<batch.count).map { batch.status(at: $0) }
     }
 }
 

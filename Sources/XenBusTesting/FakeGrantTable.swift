@@ -21,6 +21,7 @@ public final class FakeGrantTable: GrantTable, @unchecked Sendable {
         case map(domain: DomainID, refs: [GrantRef], writable: Bool)
         case mapRefused(domain: DomainID, refs: [GrantRef], writable: Bool)
         case unmap(domain: DomainID, refs: [GrantRef])
+        /// One ``copy(_:)``: every segment of the batch, as passed.
         case copy([GrantCopySegment])
     }
 
@@ -54,11 +55,18 @@ public final class FakeGrantTable: GrantTable, @unchecked Sendable {
         var nextRef: UInt32 = 8
         var operations: [Operation] = []
         var liveMappings = 0
+        var recordsCopies = true
+        var deviceCopyCalls = 0
+        var deviceCopySegments = 0
     }
 
     private let state = Mutex(State())
 
-    public init() {}
+    /// `recordsCopies: false` leaves grant copies out of ``operations``, so
+    /// that copying allocates nothing (for allocation tests).
+    public init(recordsCopies: Bool = true) {
+        state.withLock { $0.recordsCopies = recordsCopies }
+    }
 
     deinit {
         for block in state.withLock({ $0.blocks }) { block.bytes.deallocate() }
@@ -92,6 +100,13 @@ public final class FakeGrantTable: GrantTable, @unchecked Sendable {
 
     /// Every operation so far, in order.
     public var operations: [Operation] { state.withLock { $0.operations } }
+
+    /// Calls that reached the fake gntdev (one per ``copy(_:)`` with at
+    /// least one segment left to copy).
+    public var deviceCopyCalls: Int { state.withLock { $0.deviceCopyCalls } }
+
+    /// Segments that reached the fake gntdev, over all calls.
+    public var deviceCopySegments: Int { state.withLock { $0.deviceCopySegments } }
 
     /// Mappings made and not yet unmapped.
     public var liveMappings: Int { state.withLock { $0.liveMappings } }
@@ -152,26 +167,46 @@ public final class FakeGrantTable: GrantTable, @unchecked Sendable {
         }
     }
 
-    public func copy(_ segments: [GrantCopySegment], local: UnsafeMutableRawBufferPointer)
-        throws(XenBusError) -> [GrantStatus]
-    {
+    public var copyScratchLayout: GrantCopyScratchLayout { .none }
+
+    /// Copies like gntdev: segments ``GrantCopyBatch/settleUnsendable()``
+    /// leaves go through one (fake) device call, each with its own status.
+    public func copy(_ batch: GrantCopyBatch) throws(XenBusError) {
+        let pendingCount = batch.settleUnsendable()
         state.withLock { state in
-            state.operations.append(.copy(segments))
-            return segments.map { segment in
-                if let fault = segment.argumentFault(localCount: local.count) { return fault }
-                guard let entry = state.entries[segment.ref], entry.domain == segment.domain
-                else { return .badGrantRef }
-                if segment.direction == .toGuest && !entry.writable { return .permissionDenied }
-                guard segment.length > 0, let localBase = local.baseAddress else { return .okay }
-                let guestBlock = state.blocks[entry.block].bytes
-                let guest = guestBlock.baseAddress! + entry.page * xenPageSize + Int(segment.offset)
-                let mine = localBase + segment.localOffset
-                switch segment.direction {
-                case .fromGuest: mine.copyMemory(from: guest, byteCount: Int(segment.length))
-                case .toGuest: guest.copyMemory(from: mine, byteCount: Int(segment.length))
-                }
-                return .okay
+            if state.recordsCopies {
+                // The log is test instrumentation; it allocates, the copy does not.
+                state.operations.append(
+                    .copy((0..<batch.count).map { batch.segment(at: $0) }))
+            }
+            guard pendingCount > 0 else { return }
+            state.deviceCopyCalls += 1
+            state.deviceCopySegments += pendingCount
+            for position in 0..<pendingCount {
+                guard let pending = batch.pending(position) else { continue }
+                batch.setStatus(Self.copy(pending, in: state), at: pending.index)
             }
         }
+    }
+
+    private static func copy(_ pending: PendingGrantCopy, in state: State) -> GrantStatus {
+        let segment = pending.segment
+        guard let entry = state.entries[segment.ref], entry.domain == segment.domain else {
+            return .badGrantRef
+        }
+        if segment.direction == .toGuest && !entry.writable { return .permissionDenied }
+        // The block is the guest memory of one grant call, alive until deinit;
+        // the segment stays inside its page (settleUnsendable checked).
+        guard let blockBase = state.blocks[entry.block].bytes.baseAddress else {
+            return .badPage
+        }
+        let guest = blockBase + entry.page * xenPageSize + Int(segment.offset)
+        switch segment.direction {
+        case .fromGuest:
+            pending.localAddress.copyMemory(from: guest, byteCount: Int(segment.length))
+        case .toGuest:
+            guest.copyMemory(from: pending.localAddress, byteCount: Int(segment.length))
+        }
+        return .okay
     }
 }

@@ -64,56 +64,83 @@ public final class LinuxGrantTable: GrantTable, @unchecked Sendable {
         }
     }
 
-    public func copy(_ segments: [GrantCopySegment], local: UnsafeMutableRawBufferPointer)
-        throws(XenBusError) -> [GrantStatus]
-    {
-        var statuses = [GrantStatus](repeating: .okay, count: segments.count)
-        var native: [xengnttab_grant_copy_segment_t] = []
-        var nativeIndex: [Int] = []
-        native.reserveCapacity(segments.count)
-        for (index, segment) in segments.enumerated() {
-            // Invalid segments never reach gntdev: it fails the whole batch
-            // with EINVAL for one segment crossing a page.
-            if let fault = segment.argumentFault(localCount: local.count) {
-                statuses[index] = fault
-                continue
-            }
-            guard let localBase = local.baseAddress else {
-                statuses[index] = segment.length == 0 ? .okay : .badCopyArgument
-                continue
-            }
-            var entry = xengnttab_grant_copy_segment_t()
-            let localAddress = localBase + segment.localOffset
-            switch segment.direction {
-            case .fromGuest:
-                entry.source.foreign.ref = segment.ref.rawValue
-                entry.source.foreign.offset = segment.offset
-                entry.source.foreign.domid = segment.domain.rawValue
-                entry.dest.virt = localAddress
-                entry.flags = CXEN_GNTCOPY_SOURCE_GREF
-            case .toGuest:
-                entry.source.virt = localAddress
-                entry.dest.foreign.ref = segment.ref.rawValue
-                entry.dest.foreign.offset = segment.offset
-                entry.dest.foreign.domid = segment.domain.rawValue
-                entry.flags = CXEN_GNTCOPY_DEST_GREF
-            }
-            entry.len = segment.length
-            native.append(entry)
-            nativeIndex.append(index)
+    public var copyScratchLayout: GrantCopyScratchLayout { Self.nativeScratchLayout }
+
+    public func copy(_ batch: GrantCopyBatch) throws(XenBusError) {
+        guard batch.scratchLayout == Self.nativeScratchLayout else {
+            throw .grantTable(
+                operation: "grant copy with a batch not made by this grant table",
+                errno: .invalidArgument)
         }
-        guard !native.isEmpty else { return statuses }
-        let result = native.withUnsafeMutableBufferPointer { buffer in
-            retryingSyscall {
-                xengnttab_grant_copy(handle, UInt32(buffer.count), buffer.baseAddress)
-            }
+        let count = Self.encodeNative(batch)
+        guard count > 0, let native = Self.nativeSegments(batch) else { return }
+        // One ioctl for the whole batch: libxengnttab hands the array to
+        // IOCTL_GNTDEV_GRANT_COPY as it is, without copying it.
+        let result = retryingSyscall {
+            xengnttab_grant_copy(handle, UInt32(count), native)
         }
         if case .failure(let error) = result {
-            throw .grantTable(operation: "grant copy of \(native.count) segments", errno: error)
+            batch.failPending(.generalError)
+            throw .grantTable(operation: "grant copy of \(count) segments", errno: error)
         }
-        for (entry, index) in zip(native, nativeIndex) {
-            statuses[index] = GrantStatus(rawValue: entry.status)
+        Self.decodeNative(batch, count: count)
+    }
+}
+
+extension LinuxGrantTable {
+    /// One `xengnttab_grant_copy_segment_t` per batch segment.
+    static let nativeScratchLayout = GrantCopyScratchLayout(
+        stride: MemoryLayout<xengnttab_grant_copy_segment_t>.stride,
+        alignment: MemoryLayout<xengnttab_grant_copy_segment_t>.alignment)
+
+    /// The batch's scratch as the native segment array; nil when it has none.
+    static func nativeSegments(_ batch: GrantCopyBatch)
+        -> UnsafeMutablePointer<xengnttab_grant_copy_segment_t>?
+    {
+        guard batch.scratchLayout == nativeScratchLayout, batch.capacity > 0 else { return nil }
+        // The scratch was allocated for `capacity` native segments with
+        // their stride and alignment (checked above); only this type uses it.
+        return batch.scratch.baseAddress?.bindMemory(
+            to: xengnttab_grant_copy_segment_t.self, capacity: batch.capacity)
+    }
+
+    /// Settles the segments that must not reach gntdev and writes the rest,
+    /// in order, into the batch's native array; returns how many it wrote.
+    /// In place: no Swift array is built.
+    static func encodeNative(_ batch: GrantCopyBatch) -> Int {
+        let count = batch.settleUnsendable()
+        guard count > 0, let native = nativeSegments(batch) else { return 0 }
+        for position in 0..<count {
+            // A zeroed entry has no GNTCOPY flag: gntdev rejects the call
+            // (EINVAL) rather than copy anything if one were left so.
+            native[position] = xengnttab_grant_copy_segment_t()
+            guard let pending = batch.pending(position) else { continue }
+            let segment = pending.segment
+            switch segment.direction {
+            case .fromGuest:
+                native[position].source.foreign.ref = segment.ref.rawValue
+                native[position].source.foreign.offset = segment.offset
+                native[position].source.foreign.domid = segment.domain.rawValue
+                native[position].dest.virt = pending.localAddress
+                native[position].flags = CXEN_GNTCOPY_SOURCE_GREF
+            case .toGuest:
+                native[position].source.virt = pending.localAddress
+                native[position].dest.foreign.ref = segment.ref.rawValue
+                native[position].dest.foreign.offset = segment.offset
+                native[position].dest.foreign.domid = segment.domain.rawValue
+                native[position].flags = CXEN_GNTCOPY_DEST_GREF
+            }
+            native[position].len = segment.length
         }
-        return statuses
+        return count
+    }
+
+    /// Copies the per-segment `GNTST_*` gntdev wrote back into the batch.
+    static func decodeNative(_ batch: GrantCopyBatch, count: Int) {
+        guard let native = nativeSegments(batch) else { return }
+        for position in 0..<count {
+            guard let pending = batch.pending(position) else { continue }
+            batch.setStatus(GrantStatus(rawValue: native[position].status), at: pending.index)
+        }
     }
 }
