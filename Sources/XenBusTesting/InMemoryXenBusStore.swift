@@ -128,6 +128,17 @@ public final class InMemoryXenBusStore: XenBusStore {
         state.withLock { $0.watches.count }
     }
 
+    /// Fires the watches registered on a special path such as
+    /// `@introduceDomain` or `@releaseDomain`, as xenstored does on
+    /// INTRODUCE and when a domain shuts down or dies; the event carries the
+    /// special path itself. Nodes are not touched.
+    public func fireSpecial(_ name: String) {
+        let continuations = state.withLock { state in
+            state.watches.values.filter { $0.path == name }.map(\.continuation)
+        }
+        for continuation in continuations { continuation.yield(name) }
+    }
+
     /// Ends every watch stream with `error` (a lost connection).
     public func failWatches(_ error: any Error) {
         let continuations = state.withLock { state in
