@@ -81,7 +81,7 @@ public struct SelfTest: Sendable {
             try? binding.unbind(local)
             try? offering.unbind(offered)
         }
-        let rounds = 1000
+        let rounds = 200
         let started = monotonic()
         for _ in 0..<rounds {
             try binding.notify(local)
@@ -204,9 +204,19 @@ public struct SelfTest: Sendable {
             kill(child, SIGTERM)
             reap(child)
         }
+        // Removes the device, then the echo directories once no other
+        // device is in them (a concurrent selftest keeps its own).
         func cleanUp() async {
             try? await client.remove(backend)
             try? await client.remove(frontend)
+            for directory in ["/local/domain/0/backend/echo/0", "/local/domain/0/device/echo"] {
+                if (try? await client.directory(directory))?.isEmpty == true {
+                    try? await client.remove(directory)
+                }
+            }
+            if (try? await client.directory("/local/domain/0/backend/echo"))?.isEmpty == true {
+                try? await client.remove("/local/domain/0/backend/echo")
+            }
         }
         do {
             try await waitFor(client, "\(backend)/state", "2", what: "the backend's InitWait")

@@ -101,9 +101,10 @@ def selftest(session):
             raise Failure("selftest did not pass %r:\n%s" % (check, out))
     if not re.search(r"^selftest: 4 passed, 0 failed$", out, re.M):
         raise Failure("selftest's summary is not 4 passed, 0 failed:\n%s" % out)
-    _, left = vm.run("proxenos xenstore ls /local/domain/0/backend 2>&1 | grep -c echo || true")
-    if left.strip() not in ("", "0"):
-        raise Failure("selftest left echo devices in xenstore: %r" % left)
+    for path in ["/local/domain/0/backend/echo", "/local/domain/0/device/echo"]:
+        status, left = vm.run("proxenos xenstore ls %s" % path, check=False)
+        if status == 0:
+            raise Failure("selftest left %s in xenstore: %r" % (path, left))
 
 
 @scenario("stub")
