@@ -130,7 +130,7 @@ struct GrantHotPathExampleTests {
     let frontend = DomainID(6)
 
     @Test(
-        "docs/XENBUS-grants.md's blkif indirect example: descriptors copied once, data in one batch"
+        "docs/XENBUS.md's blkif indirect example: descriptors copied once, data in one batch"
     )
     func indirectRequest() throws {
         let grants = FakeGrantTable()
