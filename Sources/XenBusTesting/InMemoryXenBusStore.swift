@@ -139,6 +139,19 @@ public final class InMemoryXenBusStore: XenBusStore {
         for continuation in continuations { continuation.yield(name) }
     }
 
+    /// Ends the watch streams registered on exactly `path` with `error`,
+    /// as when one watch of a client is lost; returns how many ended.
+    @discardableResult
+    public func failWatches(on path: String, _ error: any Error) -> Int {
+        let path = Self.normalize(path)
+        let continuations = state.withLock { state in
+            let ids = state.watches.filter { $0.value.path == path }.map(\.key)
+            return ids.compactMap { state.watches.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in continuations { continuation.finish(throwing: error) }
+        return continuations.count
+    }
+
     /// Ends every watch stream with `error` (a lost connection).
     public func failWatches(_ error: any Error) {
         let continuations = state.withLock { state in

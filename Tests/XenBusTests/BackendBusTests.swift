@@ -151,6 +151,30 @@ struct BackendBusTests {
         try await running.value
     }
 
+    @Test("a frontend watch that ends is registered again and the device is not deaf")
+    func frontendWatchRearmed() async throws {
+        struct Lost: Error {}
+        let driver = try RecordingDriver(grants: grants, events: events)
+        let device = layout(1, 9)
+        device.create(in: store, backendNodes: ["params": "a"])
+        let guest = try FakeFrontend(layout: device, store: store, grants: grants, events: events)
+        try guest.publishRing()
+        let bus = BackendBus(store: store, driver: driver)
+        let running = Task { try await bus.run() }
+        #expect(await eventually { state(device) == "2" })
+        let statePath = "\(device.frontendPath)/state"
+        #expect(await eventually { store.failWatches(on: statePath, Lost()) == 1 })
+        // While the watch is down the guest connects; the re-armed watch
+        // (or the look taken when it is back) must still see it.
+        guest.setState(.initialised)
+        #expect(await eventually { state(device) == "4" })
+        // And it keeps working afterwards.
+        guest.setState(.closed)
+        #expect(await eventually { state(device) == "6" })
+        running.cancel()
+        try await running.value
+    }
+
     @Test("a lost store connection ends run with its error, devices shut down")
     func storeFailure() async throws {
         struct Lost: Error {}

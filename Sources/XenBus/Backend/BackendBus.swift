@@ -211,7 +211,6 @@ public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
     ) -> Task<Void, Never> {
         Task {
             var pause = Duration.milliseconds(50)
-            var first = true
             while !Task.isCancelled {
                 do {
                     for try await _ in try await store.watch(statePath) {
@@ -224,9 +223,9 @@ public final class BackendBus<Driver: BackendDeviceDriver>: Sendable {
                     if Task.isCancelled { return }
                     logger.warning("watch on \(statePath) ended: \(error); watching again")
                 }
-                if !first { continuation.yield(.frontendChanged) }
-                first = false
                 try? await Task.sleep(for: pause)
+                // Whatever changed while no watch was registered.
+                continuation.yield(.frontendChanged)
                 pause = min(pause * 2, .seconds(5))
             }
         }
