@@ -88,19 +88,7 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
         if left != .initialising {
             phase = left
             logger.info("adopting a device left in \(left)")
-            let statePath = "\(frontendPath)/state"
-            let observation: FrontendObservation
-            do throws(XenBusError) {
-                observation = FrontendObservation(storeValue: try await storeRead(store, statePath))
-            } catch {
-                await fail(error)
-                return
-            }
-            let step = BackendLifecycle.adopt(
-                backend: left, frontend: observation, trigger: driver.connectTrigger,
-                frontendStatePath: statePath)
-            logger.debug("adoption: frontend \(observation), backend \(left): \(step)")
-            await perform(step)
+            await frontendChanged(adopting: true)
             return
         }
         await frontendChanged()
@@ -112,6 +100,12 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
 
     /// Re-reads the frontend's state and takes the step it calls for.
     public func frontendChanged() async {
+        await frontendChanged(adopting: false)
+    }
+
+    /// The step for the frontend's state; `adopting`: the first step of a
+    /// process taking over a device a predecessor left in `phase`.
+    private func frontendChanged(adopting: Bool) async {
         guard !isRetired, let frontendPath else { return }
         let statePath = "\(frontendPath)/state"
         let observation: FrontendObservation
@@ -121,10 +115,10 @@ public final class BackendDevice<Driver: BackendDeviceDriver> {
             await fail(error)
             return
         }
-        let step = BackendLifecycle.step(
-            backend: phase, frontend: observation, trigger: driver.connectTrigger,
-            frontendStatePath: statePath)
-        logger.debug("frontend \(observation), backend \(phase): \(step)")
+        let decide = adopting ? BackendLifecycle.adopt : BackendLifecycle.step
+        let step = decide(phase, observation, driver.connectTrigger, statePath)
+        logger.debug(
+            "\(adopting ? "adoption: " : "")frontend \(observation), backend \(phase): \(step)")
         await perform(step)
     }
 
