@@ -46,6 +46,7 @@ public final class EchoFrontend: @unchecked Sendable {
     private let total: Int
     private var seen: [UInt64]
     private let answeredCount = Atomic<Int>(0)
+    private let cancelled = Atomic<Bool>(false)
     /// Seconds a poll waits before the ring is looked at again.
     public var pollSeconds: Double = 2
     /// Seconds without any response before the run fails.
@@ -68,11 +69,19 @@ public final class EchoFrontend: @unchecked Sendable {
     /// Responses received so far (any thread).
     public var progress: Int { answeredCount.load(ordering: .relaxed) }
 
+    /// Makes ``run()`` return soon with what it has (any thread); the
+    /// outcome then says `cancelled` as its failure.
+    public func cancel() { cancelled.store(true, ordering: .relaxed) }
+
     /// Runs to the end on the calling thread (not a cooperative one).
     public func run() -> Outcome {
         var outcome = Outcome()
         var lastProgress = monotonicSeconds()
         while outcome.answered < total {
+            if cancelled.load(ordering: .relaxed) {
+                outcome.failure = "cancelled"
+                return outcome
+            }
             var moved = false
             do throws(XenBusError) {
                 while outcome.sent < total, !ring.isFull {

@@ -111,6 +111,37 @@ struct WorkerTests {
         #expect(during > 0)
     }
 
+    @Test("two rings on one worker, one flooded by its guest: the other is served all along")
+    func floodedRingDoesNotStarveTheOther() async throws {
+        let channel = try events.open(domain: backendDomain)
+        let flooded = try EchoPair(grants: grants, events: events, backendChannel: channel)
+        let quiet = try EchoPair(grants: grants, events: events, backendChannel: channel)
+        let worker = try DataPathWorker(name: "flood-test", eventChannel: channel, budget: 8) {
+            _, error in Issue.record("fault: \(error)")
+        }
+        for pair in [flooded, quiet] {
+            let ring = JournaledBackRing<EchoRequest, EchoResponse>(
+                ring: try BackRing(mapping: pair.mapping), journal: nil)
+            worker.attach(EchoEndpoint(ring: ring, binding: pair.binding), port: pair.binding.port)
+        }
+        let flood = try flooded.frontend(total: 100_000_000)
+        let calm = try quiet.frontend(total: 2000)
+        calm.pollSeconds = 1
+        calm.stallSeconds = 20
+        try worker.start()
+        async let flooding = flood.runOnThread(name: "flood")
+        while flood.progress < 2000 { try await Task.sleep(for: .milliseconds(1)) }
+        let before = flood.progress
+        let outcome = await calm.runOnThread(name: "calm")
+        let during = flood.progress - before
+        flood.cancel()
+        let floodOutcome = await flooding
+        await worker.stop()
+        #expect(outcome.isClean && outcome.answered == 2000, "\(outcome)")
+        #expect(floodOutcome.failure == "cancelled" && floodOutcome.duplicates == 0)
+        #expect(during > 0, "the flood went on while the other ring was served")
+    }
+
     @Test("stop returns while the worker is blocked in epoll, and endpoints are not called again")
     func stopWhileBlocked() async throws {
         let channel = try events.open(domain: backendDomain)
