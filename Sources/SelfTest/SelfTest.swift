@@ -188,7 +188,37 @@ public struct SelfTest: Sendable {
         guard local[5] == 0x5A, pages.bytes[xenPageSize + 100] == 0x11 else {
             throw Failed("grant copy moved the wrong bytes")
         }
-        return "refs \(pages.refs.map(\.description).joined(separator: ",")), map and copy"
+        try persistentAndPrivateCopies(table: table, pages: pages)
+        return "refs \(pages.refs.map(\.description).joined(separator: ",")), map, batch copy, "
+            + "persistent cache, copy-once reader"
+    }
+
+    /// The hot-path tools on real gntdev: the persistent-grant cache maps a
+    /// page once and serves it again, evicts (unmaps) past its capacity;
+    /// the copy-once reader keeps what it copied when the page changes.
+    func persistentAndPrivateCopies(table: LinuxGrantTable, pages: SharedPages) throws {
+        let cache = PersistentGrantCache(table: table, domain: DomainID(0), capacity: 1)
+        pages.bytes[7] = 0x77
+        guard try cache.page(pages.refs[0], writable: false).bytes[7] == 0x77,
+            try cache.page(pages.refs[0], writable: false).bytes[7] == 0x77,
+            try cache.page(pages.refs[1], writable: true).bytes[5] == pages.bytes[xenPageSize + 5]
+        else { throw Failed("the persistent cache shows other bytes than the granted page") }
+        guard cache.hits == 1, cache.misses == 2, cache.evictions == 1 else {
+            throw Failed(
+                "persistent cache hits \(cache.hits) misses \(cache.misses) "
+                    + "evictions \(cache.evictions), expected 1, 2, 1")
+        }
+        cache.removeAll()
+        guard table.unmapFailureCount == 0 else { throw Failed("a cached page failed to unmap") }
+
+        let reader = PrivateGrantCopy(table: table, capacity: 2)
+        reader.append(domain: DomainID(0), ref: pages.refs[0], offset: 0, length: 64)
+        try reader.copy()
+        pages.bytes[7] = 0x00
+        let seen: UInt8? = reader.withReader { $0.load(UInt8.self, at: 7) }
+        guard seen == 0x77 else {
+            throw Failed("the copy-once reader saw the page change after its copy (\(seen ?? 0))")
+        }
     }
 
     /// A front ring and a back ring on two threads, through a real grant
