@@ -38,13 +38,18 @@ enum BlkifRing: RingKind {
 
     static func makeRequest(_ rng: inout SplitMix64, serial: UInt32) -> BlkRequest {
         let count = Int.random(in: 0...11, using: &rng)
+        // Every field varies (first_sect within 0...last_sect, the handle
+        // over its whole range), so a field read or written at a
+        // neighbour's offset gives different bytes than the C layout.
         return BlkRequest(
-            operation: UInt8.random(in: 0...3, using: &rng), handle: 51712, id: UInt64(serial),
+            operation: UInt8.random(in: 0...3, using: &rng),
+            handle: UInt16.random(in: 1...UInt16.max, using: &rng), id: UInt64(serial),
             sector: rng.next() >> 20,
             segments: (0..<count).map { _ in
-                BlkRequest.Segment(
-                    gref: UInt32.random(in: 8...4096, using: &rng), firstSector: 0,
-                    lastSector: UInt8.random(in: 0...7, using: &rng))
+                let last = UInt8.random(in: 1...7, using: &rng)
+                return BlkRequest.Segment(
+                    gref: UInt32.random(in: 8...4096, using: &rng),
+                    firstSector: UInt8.random(in: 0..<last, using: &rng), lastSector: last)
             })
     }
 
