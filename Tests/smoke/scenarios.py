@@ -447,13 +447,19 @@ def console_flood(vm):
     runs on: its ticks keep reaching its log while the flood fills the file
     system, its console answers through xm console once it is full, and its
     ticks reach its log again once the flood is gone. The file system is
-    filled to its last 2 MiB first, as a flood under TCG (about 30 KB/s)
-    would take minutes to fill it all."""
+    filled to its last 512 KiB first, as a flood under TCG (8 to 30 KB/s
+    measured) would take many minutes to fill it all."""
     logs = "/var/log/xen/console"
-    room = 2048
+    room = 512
     vm.run("size=$(df -k %s | awk 'NR==2 {print $4}'); "
            "dd if=/dev/zero of=%s/filler bs=1k count=$((size - %d)) 2>/dev/null"
            % (logs, logs, room))
+    # Short commands while the flood runs: a loaded dom0 once dropped
+    # characters of a long one typed on the serial console.
+    vm.run("fs() { echo free=$(df -k %s | awk 'NR==2 {print $4}') "
+           "$(grep -a 'proxenos-demo: tick' %s | tail -1); }" % (logs, GUEST_LOG % "demo"))
+    vm.run("fc() { sleep 15 | xm console demo > /tmp/fc 2>&1; "
+           "grep -a -c 'proxenos-demo: tick' /tmp/fc; }")
     mark = len(vm.buffer)
     vm.run("xm create demo name=flood 'extra=console=hvc0 proxenos.flood'", timeout=400)
     # Samples (free KiB, demo's last tick) until the flood has filled the
@@ -467,9 +473,8 @@ def console_flood(vm):
         free, tick = int(match.group(1)), last_tick_of(match.group(2))
         samples.append((free, tick))
         return free == 0
-    wait_until(vm, "echo free=$(df -k %s | awk 'NR==2 {print $4}') "
-               "$(grep -a 'proxenos-demo: tick' %s | tail -1)" % (logs, GUEST_LOG % "demo"),
-               sample, 600, "the flooding guest to fill the console log file system", pause=2)
+    wait_until(vm, "fs", sample, 600, "the flooding guest to fill the console log file system",
+               pause=2)
     filling = [tick for free, tick in samples if 0 < free < room - 64]
     if len(filling) < 2 or filling[-1] <= filling[0]:
         raise Failure("demo's ticks did not keep reaching its log while the flood filled "
@@ -479,12 +484,10 @@ def console_flood(vm):
     # xenconsoled still serves: demo's console answers through xm console.
     # Its stdin is a pipe that closes after 15 s, which detaches it (no
     # Ctrl-] through the loaded serial line).
-    status, out = vm.run("sleep 15 | xm console demo > /tmp/flood-console 2>&1; "
-                         "grep -a -c 'proxenos-demo: tick' /tmp/flood-console", timeout=180,
-                         check=False)
+    status, out = vm.run("fc", timeout=180, check=False)
     counts = re.findall(r"^(\d+)$", out, re.M)
     if not counts or int(counts[-1]) == 0:
-        _, seen = vm.run("tail -c 300 /tmp/flood-console", check=False)
+        _, seen = vm.run("tail -c 300 /tmp/fc", check=False)
         raise Failure("demo's console gave no tick through xm console during the flood: %r"
                       % seen)
     vm.run("sleep 5", timeout=60)
