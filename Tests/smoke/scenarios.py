@@ -278,7 +278,8 @@ def lifecycle(session):
     not reboots), xend's restart, a console flood, shutdown -w, guests that
     crash themselves (on_crash restart, preserve, and the restart-loop
     guard), destroy without leftovers, a malformed config refused with its
-    line number."""
+    line number, and last xenstored's death (reported on the console, new
+    domains refused)."""
     vm = session.vm
     _, out = vm.run("xm list")
     if not re.search(r"^Name +ID +Mem +VCPUs +State +Time\(s\)$", out, re.M):
@@ -372,6 +373,34 @@ def lifecycle(session):
     _, out = vm.run("xm list")
     rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
     expect_equal("domains after the malformed config", rows, ["Domain-0"])
+
+    xenstored_loss(vm)
+
+
+def xenstored_loss(vm):
+    """Last, as it lasts until the reboot: xenstored killed is respawned,
+    PID 1 reports the lost tree on the console, and xend (respawned too)
+    refuses new domains, saying why."""
+    mark = len(vm.buffer)
+    vm.run("kill -9 $(pidof xenstored)")
+    notice = re.compile(r"service xenstored was killed by signal 9 \(SIGKILL\): the xenstore "
+                        r"tree and every guest's xenstore connection are lost")
+    deadline = time.monotonic() + 60
+    while not notice.search(vm.text(mark)):
+        if time.monotonic() > deadline:
+            raise Failure("PID 1 did not report xenstored's death as the loss of the tree")
+        time.sleep(1)
+    vm.run("test -s /run/proxenos/xenstore-lost")
+    out = wait_until(vm, "xm create demo name=after 2>&1",
+                     lambda s, o: s != 0 and "xenstore" in o and "xend is not running" not in o
+                     and "cannot talk to xend" not in o, 180,
+                     "xend back and refusing new domains")
+    if "until the appliance reboots" not in out:
+        raise Failure("xm create after xenstored's death said %r" % out)
+    _, out = vm.run("xm list 2>&1")
+    if "after" in out.split():
+        raise Failure("a domain was created after xenstored's death: %r" % out)
+    print("smoke: lifecycle: xenstored's death reported, new domains refused", flush=True)
 
 
 def crash_restart(vm):
