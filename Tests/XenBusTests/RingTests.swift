@@ -99,9 +99,11 @@ struct RingTests {
         // the same field; a ring that decoded from the shared slot would
         // hand the decoder two different values.
         let slot = UInt(bitPattern: buffer.bytes.baseAddress! + 64)
-        let taken = try SlotProbe.$scribble.withValue({
+        let scribble: @Sendable () -> Void = {
+            // The first slot of `buffer`, which outlives this closure.
             UnsafeMutableRawPointer(bitPattern: slot)!.storeBytes(of: 0xFFFF_FFFF, as: UInt32.self)
-        }) { try back.nextRequest() }
+        }
+        let taken = try SlotProbe.$scribble.withValue(scribble) { try back.nextRequest() }
         let probe = try #require(taken)
         #expect(buffer.load(64) == 0xFFFF_FFFF, "the guest's rewrite did happen")
         #expect(probe.firstRead == 7)
