@@ -1,6 +1,7 @@
 import ArgumentParser
 import LinuxSystem
 import Logging
+import NetConf
 import Toolstack
 import XenStore
 
@@ -27,6 +28,9 @@ struct XendCommand: ParsableCommand {
     @Option(help: "Seconds a backend may take to become ready for a new device.")
     var backendTimeout = 60
 
+    @Option(help: "The xend-config.sxp whose minimum-restart-time xend uses.")
+    var config = "/etc/xen/xend-config.sxp"
+
     func run() throws {
         // A client that hangs up must not kill the daemon with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
@@ -41,6 +45,7 @@ struct XendCommand: ParsableCommand {
             let store = try XenStoreClient.connectDefault()
             var settings = XendSettings()
             settings.backendTimeoutSeconds = backendTimeout
+            settings.minimumRestartSeconds = restartGuard(log: log)
             let xend = Xend(hypervisor: hypervisor, store: store, settings: settings, logger: log)
             try runBlocking { await xend.recover() }
             let server = try XendServer(path: socket, xend: xend, logger: log)
@@ -52,5 +57,21 @@ struct XendCommand: ParsableCommand {
             log.error("xend: \(error)")
         }
         throw ExitCode(1)
+    }
+
+    /// The restart-loop guard from xend-config.sxp. A file netconf would
+    /// refuse does not stop xend (running guests need it): the default
+    /// applies and the log says why.
+    private func restartGuard(log: Logger) -> Int {
+        let fallback = LifecyclePolicy.minimumRestartSeconds
+        do {
+            guard let parsed = try XendConfig.load(path: config) else { return fallback }
+            let seconds = Int(clamping: parsed.minimumRestartTime)
+            log.info("restart-loop guard: \(seconds) s (minimum-restart-time)")
+            return seconds
+        } catch {
+            log.error("\(config): \(error); restart-loop guard stays \(fallback) s")
+            return fallback
+        }
     }
 }

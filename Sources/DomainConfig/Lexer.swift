@@ -6,6 +6,10 @@ struct Token: Equatable {
         case string(String)
         case op(String)
         case newline
+        /// The line starts deeper than the one before (a block's body).
+        case indent
+        /// The line goes back to an outer block's depth (one per level).
+        case dedent
         case end
     }
 
@@ -16,7 +20,8 @@ struct Token: Equatable {
 /// Splits config text into tokens the way Python's tokenizer does for the
 /// subset we support: newlines end statements except inside brackets or
 /// after a backslash, `#` starts a comment, adjacent string literals are
-/// separate tokens (the parser joins them).
+/// separate tokens (the parser joins them), and a line's indentation
+/// becomes `indent`/`dedent` tokens (blocks of `def` and `if`).
 struct Lexer {
     private let bytes: [UInt8]
     private let file: String
@@ -27,6 +32,8 @@ struct Lexer {
     private var depth: Int { open.count }
     private var atLineStart = true
     private var tokens: [Token] = []
+    /// Columns of the enclosing blocks' indentation, outermost (0) first.
+    private var indents: [Int] = [0]
 
     /// Python operators, longest first so `//=` wins over `//` and `/`.
     private static let operators: [String] = [
@@ -115,6 +122,10 @@ struct Lexer {
             throw .syntax(unclosed.location, "'\(unclosed.bracket)' is never closed")
         }
         if !atLineStart { emit(.newline, at: index) }
+        while indents.count > 1 {
+            indents.removeLast()
+            emit(.dedent, at: index)
+        }
         emit(.end, at: index)
         return tokens
     }
@@ -124,13 +135,21 @@ struct Lexer {
     }
 
     /// At the start of a line outside brackets: skip blank and comment-only
-    /// lines; a statement must start in column 1 (no blocks in our subset).
+    /// lines; a statement's indentation opens or closes blocks.
     private mutating func startLogicalLine() throws(DomainConfigError) {
         var position = index
+        var column = 0
         while position < bytes.count,
             bytes[position] == UInt8(ascii: " ") || bytes[position] == UInt8(ascii: "\t")
                 || bytes[position] == 0x0C
         {
+            // Python's rule: a tab advances to the next multiple of 8, a
+            // form feed starts the count again.
+            switch bytes[position] {
+            case UInt8(ascii: "\t"): column = (column / 8 + 1) * 8
+            case 0x0C: column = 0
+            default: column += 1
+            }
             position += 1
         }
         guard position < bytes.count else {
@@ -154,12 +173,28 @@ struct Lexer {
             index = position
             atLineStart = false
         default:
-            if position != index {
-                throw .syntax(
-                    location(at: position),
-                    "unexpected indent (statements start in column 1; blocks are not supported)")
-            }
+            try indentation(column, at: position)
+            index = position
             atLineStart = false
+        }
+    }
+
+    /// Emits `indent` for a line deeper than its block, one `dedent` per
+    /// block it leaves; the parser decides whether a block may open here.
+    private mutating func indentation(_ column: Int, at position: Int) throws(DomainConfigError) {
+        let top = indents.last ?? 0
+        if column > top {
+            indents.append(column)
+            emit(.indent, at: position)
+            return
+        }
+        while let last = indents.last, column < last {
+            indents.removeLast()
+            emit(.dedent, at: position)
+        }
+        if indents.last != column {
+            throw .syntax(
+                location(at: position), "unindent does not match any outer indentation level")
         }
     }
 

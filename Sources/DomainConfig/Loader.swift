@@ -132,7 +132,10 @@ public enum DomainConfigFile {
         try evaluator.run(statements)
         var builder = SpecBuilder(
             evaluator: evaluator, file: file, workingDirectory: workingDirectory,
-            commandLineVariables: Set(arguments.variables.map(\.name)), generator: generator)
+            // Variables the command line sets or the config declares with
+            // xm_vars.var are the script's own, not misspelt settings.
+            commandLineVariables: Set(arguments.variables.map(\.name))
+                .union(evaluator.declared.map(\.name)), generator: generator)
         try builder.apply(arguments.overrides)
         let spec = try builder.build()
         generator = builder.generator

@@ -98,8 +98,9 @@ public struct XmCreateArguments: Sendable, Equatable {
 
     /// Script variables, defined before the config file runs. A value made
     /// only of decimal digits (optionally signed) becomes an integer, so
-    /// `"VM%d" % vmid` and `7 + vmid` work; xm passed strings and left the
-    /// conversion to an `xm_vars` check function, which our subset lacks.
+    /// `"VM%d" % vmid` and `7 + vmid` work even in configs without a check
+    /// function; xm passed strings and left the conversion to an `xm_vars`
+    /// check such as xmexample2's `int(val)`, which gives the same integer.
     public var variables: [Setting]
     /// Settings of xm options, applied after the config file ran; they win
     /// over the file. Repeating a list option (`vif=… vif=…`) adds entries,

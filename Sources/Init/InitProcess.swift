@@ -484,11 +484,26 @@ public final class InitProcess {
                 finish(step, status: ExitStatus(waitStatus: status))
                 continue
             }
+            let loss = supervisor.serviceName(pid: pid).flatMap {
+                supervisor.service(named: $0)?.spec.lossOnExit
+            }
+            let shuttingDown = supervisor.isShuttingDown
             if let notices = supervisor.reap(
                 pid: pid, status: ExitStatus(waitStatus: status), now: now)
             {
                 for notice in notices { Console.say(notice) }
             }
+            if let loss, !shuttingDown { markLoss(loss, status: ExitStatus(waitStatus: status)) }
+        }
+    }
+
+    /// Leaves the loss marker for the other programs; a failure to write
+    /// it is reported, as xend then cannot know.
+    private func markLoss(_ loss: ServiceLoss, status: ExitStatus) {
+        let uptime = Banner.uptime().map(Banner.twoDecimals) ?? "?"
+        let text = ServiceLoss.markerText(uptime: uptime, status: status)
+        report("write \(loss.markerPath)") { () throws(Errno) in
+            try Files.write(loss.markerPath, text)
         }
     }
 

@@ -24,11 +24,14 @@ public struct ServiceSpec: Sendable, Equatable {
     /// The signal that asks the service to stop (an interactive shell
     /// ignores SIGTERM but ends on SIGHUP, as on a terminal hang-up).
     public var stopSignal: Int32
+    /// What the appliance loses when this service dies outside a shutdown,
+    /// reported on the console; nil when a respawn loses nothing.
+    public var lossOnExit: ServiceLoss?
 
     public init(
         name: String, argv: [String], streams: StandardStreams, readyPath: String? = nil,
         restart: Restart = .withBackoff, stopTimeout: Duration = .seconds(5),
-        stopSignal: Int32 = 15
+        stopSignal: Int32 = 15, lossOnExit: ServiceLoss? = nil
     ) {
         self.name = name
         self.argv = argv
@@ -37,9 +40,30 @@ public struct ServiceSpec: Sendable, Equatable {
         self.restart = restart
         self.stopTimeout = stopTimeout
         self.stopSignal = stopSignal
+        self.lossOnExit = lossOnExit
     }
 
     public var executable: String { argv.first ?? "" }
+}
+
+/// The state a service takes with it when it dies, so its respawn is not
+/// mistaken for a recovery.
+public struct ServiceLoss: Sendable, Equatable {
+    /// What is lost, for the console.
+    public var message: String
+    /// A file PID 1 writes when the service dies: its existence tells the
+    /// other programs (xend) the loss happened, until the next boot.
+    public var markerPath: String
+
+    public init(message: String, markerPath: String) {
+        self.message = message
+        self.markerPath = markerPath
+    }
+
+    /// The marker's one line: when (dom0 uptime) and how the service died.
+    public static func markerText(uptime: String, status: ExitStatus) -> String {
+        "at dom0 uptime \(uptime) s (it \(status.description))\n"
+    }
 }
 
 /// The dom0 services, in start order (stopped in reverse). Each waits for
@@ -68,7 +92,16 @@ public enum ServiceTable {
             ],
             streams: .logFile("/var/log/xen/xenstored.log"),
             readyPath: xenstoredSocket,
-            stopTimeout: .seconds(2)),
+            stopTimeout: .seconds(2),
+            // Debian's C xenstored keeps its tree in memory only: the one
+            // PID 1 respawns starts empty, and the guests' xenstore rings
+            // are no longer served by anyone they know. xend refuses new
+            // domains while the marker exists (docs/TOOLSTACK.md).
+            lossOnExit: ServiceLoss(
+                message: "the xenstore tree and every guest's xenstore connection are lost; "
+                    + "running guests go on unmanaged and xend refuses new domains until "
+                    + "the appliance reboots",
+                markerPath: xenstoreLossMarker)),
         ServiceSpec(
             name: "xenconsoled",
             argv: ["\(xenLibexec)/xenconsoled", "--interactive", "--log=guest"],
@@ -82,6 +115,10 @@ public enum ServiceTable {
             streams: .logFile("/var/log/xen/xend.log"),
             readyPath: xendSocket),
     ]
+
+    /// Written by PID 1 when xenstored dies; read by xend (its
+    /// `XendSettings.xenstoreLossMarker` default is the same path).
+    public static let xenstoreLossMarker = "/run/proxenos/xenstore-lost"
 
     /// Where syslogd listens (its existence means the system log is ready).
     public static let syslogSocket = "/dev/log"

@@ -144,7 +144,13 @@ public struct Supervisor: Sendable {
         }
         let runTime = now - since
         if !policy.isFastFailure(runTime: runTime) { services[index].fastFailures = 0 }
-        return failed(index: index, runTime: runTime, what: status.description, now: now)
+        var notices: [String] = []
+        if let loss = services[index].spec.lossOnExit {
+            notices.append(
+                "service \(services[index].spec.name) \(status.description): \(loss.message)"
+            )
+        }
+        return notices + failed(index: index, runTime: runTime, what: status.description, now: now)
     }
 
     private mutating func failed(index: Int, runTime: Duration, what: String, now: Duration)

@@ -76,6 +76,10 @@ public let xendOptionSpecs: [OptionSpec] = [
         name: "dom0-cpus", kind: .integer, defaultValue: .integer(0), usedBy: "xend",
         summary: "CPUs dom0 uses; 0: all"),
     OptionSpec(
+        name: "minimum-restart-time", kind: .integer, defaultValue: .integer(20), usedBy: "xend",
+        summary: "Proxenos: seconds a domain must run before on_* restart applies again; "
+            + "one that stops sooner is destroyed (xend 3.0's MINIMUM_RESTART_TIME, 20)"),
+    OptionSpec(
         name: "console-limit", kind: .integer, defaultValue: .integer(1024), usedBy: "consoled",
         summary: "per-domain console buffer limit in KiB"),
     OptionSpec(
@@ -229,6 +233,8 @@ public struct XendConfig: Sendable {
     public var dom0MinMem: Int64 { integer("dom0-min-mem") ?? 0 }
     public var dom0CPUs: Int64 { integer("dom0-cpus") ?? 0 }
     public var consoleLimit: Int64 { integer("console-limit") ?? 1024 }
+    /// xend's restart-loop guard in seconds (never negative).
+    public var minimumRestartTime: Int64 { max(0, integer("minimum-restart-time") ?? 20) }
     public var enableDump: Bool { bool("enable-dump") ?? false }
     public var vncListen: String { text("vnc-listen") ?? "127.0.0.1" }
     public var relocationServer: Bool { bool("xend-relocation-server") ?? false }

@@ -42,6 +42,9 @@ public enum ToolstackError: Error, Sendable, Equatable, CustomStringConvertible 
     case daemonUnavailable(path: String, reason: String)
     /// xend reported an error (the text is xend's description).
     case remote(String)
+    /// xenstored died and was respawned with an empty tree (`since` is
+    /// PID 1's note of when): new domains are refused until a reboot.
+    case xenstoreLost(since: String)
 
     public var description: String {
         switch self {
@@ -89,6 +92,10 @@ public enum ToolstackError: Error, Sendable, Equatable, CustomStringConvertible 
             return "cannot talk to xend at \(path): \(reason) (is xend running?)"
         case .remote(let message):
             return message
+        case .xenstoreLost(let since):
+            return "xenstored died and was restarted \(since): the xenstore tree and every "
+                + "guest's xenstore connection were lost, so xend creates no domains until the "
+                + "appliance reboots (running guests go on, unmanaged)"
         }
     }
 
@@ -113,6 +120,7 @@ public enum ToolstackError: Error, Sendable, Equatable, CustomStringConvertible 
         case .malformedMessage: return "protocol"
         case .daemonUnavailable: return "unavailable"
         case .remote: return "remote"
+        case .xenstoreLost: return "xenstore-lost"
         }
     }
 }

@@ -83,6 +83,37 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
                 == ["a"])
     }
 
+    @Test("xenstored's death is reported as the loss it is, and it is still respawned")
+    func xenstoredDeathIsALoss() throws {
+        let xenstored = try #require(ServiceTable.dom0.first { $0.name == "xenstored" })
+        let loss = try #require(xenstored.lossOnExit)
+        #expect(loss.markerPath == ServiceTable.xenstoreLossMarker)
+        var supervisor = Supervisor(services: [xenstored, spec("xend")])
+        _ = supervisor.dueStarts(now: .zero, isReady: always)
+        supervisor.didStart("xenstored", pid: 7, now: .zero)
+        let reaped = supervisor.reap(pid: 7, status: .signaled(9), now: .seconds(600))
+        let notices = try #require(reaped)
+        #expect(notices.count == 2)
+        #expect(notices[0].hasPrefix("service xenstored was killed by signal 9"))
+        #expect(notices[0].contains("every guest's xenstore connection are lost"))
+        #expect(notices[0].contains("xend refuses new domains until the appliance reboots"))
+        #expect(notices[1].contains("restarting in"))
+        #expect(
+            ServiceLoss.markerText(uptime: "600.00", status: .signaled(9))
+                == "at dom0 uptime 600.00 s (it was killed by signal 9 (SIGKILL))\n")
+
+        // Stopped for shutdown: nothing is lost that the shutdown did not mean.
+        supervisor.didStart("xenstored", pid: 8, now: .seconds(601))
+        _ = supervisor.beginShutdown()
+        #expect(supervisor.reap(pid: 8, status: .exited(0), now: .seconds(700)) == [])
+
+        // A service without a loss gets the plain notice only.
+        var plain = Supervisor(services: [spec("a")])
+        _ = plain.dueStarts(now: .zero, isReady: always)
+        plain.didStart("a", pid: 9, now: .zero)
+        #expect(plain.reap(pid: 9, status: .signaled(9), now: .seconds(60))?.count == 1)
+    }
+
     @Test func repeatedFastFailuresBackOffThenGiveUp() {
         var supervisor = Supervisor(services: [spec("flaky")])
         var now: Duration = .zero

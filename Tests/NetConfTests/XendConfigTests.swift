@@ -87,6 +87,13 @@ struct XendConfigTests {
         #expect(route.vif.netdev == "eth3")
     }
 
+    @Test("minimum-restart-time: xend's restart-loop guard, 20 s unless set")
+    func restartGuard() throws {
+        #expect(try config("(dom0-cpus 0)").minimumRestartTime == 20)
+        #expect(try config("(minimum-restart-time 600)").minimumRestartTime == 600)
+        #expect(try config("(minimum-restart-time -5)").minimumRestartTime == 0)
+    }
+
     @Test func typedKeys() throws {
         let parsed = try config(
             """

@@ -192,6 +192,8 @@ struct Harness {
         settings.requireBackendMarkers = requireMarkers
         settings.minimumRestartSeconds = 0
         settings.pollInterval = .milliseconds(10)
+        // Never the host's /run: tests that need the marker set their own.
+        settings.xenstoreLossMarker = nil
         return settings
     }
 

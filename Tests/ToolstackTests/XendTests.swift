@@ -255,6 +255,38 @@ import XenStore
         #expect(harness.hypervisor.domids == [0], "destroyed, not restarted")
     }
 
+    @Test("after xenstored's death (PID 1's marker) xend refuses create, restore and restarts")
+    func xenstoreLossRefusesNewDomains() async throws {
+        let directory = TemporaryDirectory()
+        let marker = directory.path + "/xenstore-lost"
+        var settings = Harness.settings()
+        settings.xenstoreLossMarker = marker
+        let harness = try Harness(settings: settings)
+        let running = try created(
+            await harness.response(
+                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
+
+        try "at dom0 uptime 812.40 s (it was killed by signal 9 (SIGKILL))\n".write(
+            toFile: marker, atomically: true, encoding: .utf8)
+        let refused = await harness.response(
+            .create(try Harness.demoSpec(name: "second"), skipDevices: false, paused: false))
+        #expect(failure(refused)?.kind == "xenstore-lost")
+        let message = failure(refused)?.message ?? ""
+        #expect(
+            message.contains(
+                "restarted at dom0 uptime 812.40 s (it was killed by signal 9 (SIGKILL))"))
+        #expect(message.contains("until the appliance reboots"))
+        #expect(harness.hypervisor.domids == [0, running], "nothing was built")
+        let restore = await harness.response(.restore(path: marker, paused: false))
+        #expect(failure(restore)?.kind == "xenstore-lost")
+
+        // A guest that crashes now is not restarted (it would be one more
+        // guest nobody can manage), even with on_crash=restart.
+        harness.hypervisor.shutDown(running, reason: .crash)
+        await harness.xend.reconcile()
+        #expect(harness.hypervisor.domids == [0], "destroyed by on_crash, not built again")
+    }
+
     @Test func shutdownWaitsAndDestroysAfterTheDeadline() async throws {
         let harness = try Harness()
         let monitor = Task { try await harness.xend.monitor() }

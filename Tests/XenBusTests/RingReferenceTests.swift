@@ -38,13 +38,18 @@ enum BlkifRing: RingKind {
 
     static func makeRequest(_ rng: inout SplitMix64, serial: UInt32) -> BlkRequest {
         let count = Int.random(in: 0...11, using: &rng)
+        // Every field varies (first_sect within 0...last_sect, the handle
+        // over its whole range), so a field read or written at a
+        // neighbour's offset gives different bytes than the C layout.
         return BlkRequest(
-            operation: UInt8.random(in: 0...3, using: &rng), handle: 51712, id: UInt64(serial),
+            operation: UInt8.random(in: 0...3, using: &rng),
+            handle: UInt16.random(in: 1...UInt16.max, using: &rng), id: UInt64(serial),
             sector: rng.next() >> 20,
             segments: (0..<count).map { _ in
-                BlkRequest.Segment(
-                    gref: UInt32.random(in: 8...4096, using: &rng), firstSector: 0,
-                    lastSector: UInt8.random(in: 0...7, using: &rng))
+                let last = UInt8.random(in: 1...7, using: &rng)
+                return BlkRequest.Segment(
+                    gref: UInt32.random(in: 8...4096, using: &rng),
+                    firstSector: UInt8.random(in: 0..<last, using: &rng), lastSector: last)
             })
     }
 
@@ -251,9 +256,18 @@ func runDifferential<K: RingKind>(
         switch op {
         case 0:  // frontend produces
             let count = Int.random(in: 0...Int(pairs[0].front.free), using: &rng)
-            let requests = (0..<count).map { _ -> [UInt8] in
+            var requests: [[UInt8]] = []
+            for _ in 0..<count {
                 serial &+= 1
-                return encodeBytes(K.makeRequest(&rng, serial: serial))
+                let request = K.makeRequest(&rng, serial: serial)
+                let bytes = encodeBytes(request)
+                // Every field varies, so an encoder and decoder that disagree
+                // on an offset (first_sect written where last_sect is read)
+                // lose a value here.
+                try #require(
+                    decodeBytes(bytes, as: K.Request.self) == request,
+                    "step \(step): \(request) does not survive its own encoding")
+                requests.append(bytes)
             }
             for (index, pair) in pairs.enumerated() {
                 for request in requests {
@@ -320,6 +334,35 @@ func runDifferential<K: RingKind>(
 
 @Suite("ring against io/ring.h")
 struct RingReferenceTests {
+    @Test("a blkif request's bytes, field by field (io/blkif.h)")
+    func blkifRequestBytes() {
+        let request = BlkRequest(
+            operation: 1, handle: 0xCA01, id: 0x1122_3344_5566_7788, sector: 0x0102_0304_0506,
+            segments: [
+                BlkRequest.Segment(gref: 0x0A0B_0C0D, firstSector: 2, lastSector: 6),
+                BlkRequest.Segment(gref: 9, firstSector: 0, lastSector: 7),
+            ])
+        var expected = [UInt8](repeating: 0, count: BlkRequest.wireSize)
+        expected[0] = 1  // operation (BLKIF_OP_WRITE)
+        expected[1] = 2  // nr_segments
+        expected[2...3] = [0x01, 0xCA]  // handle, little-endian
+        // bytes 4-7: padding before the 8-byte id
+        expected[8...15] = [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]  // id
+        expected[16...23] = [0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0, 0]  // sector_number
+        expected[24...27] = [0x0D, 0x0C, 0x0B, 0x0A]  // seg[0].gref
+        expected[28] = 2  // seg[0].first_sect
+        expected[29] = 6  // seg[0].last_sect (30-31: padding)
+        expected[32...35] = [9, 0, 0, 0]  // seg[1].gref
+        expected[36] = 0  // seg[1].first_sect
+        expected[37] = 7  // seg[1].last_sect
+        #expect(encodeBytes(request) == expected)
+        #expect(decodeBytes(expected, as: BlkRequest.self) == request)
+        // The header offsets above are the C struct's.
+        #expect(cref_blkif_request_offset(2) == 2)
+        #expect(cref_blkif_request_offset(5) == 24)
+        #expect(cref_blkif_request_offset(6) == 8)
+    }
+
     @Test("message layouts match the C structs")
     func layouts() {
         #expect(cref_request_size(CREF_TEST) == TestRequest.wireSize)

@@ -88,18 +88,28 @@ struct RingTests {
         #expect(work)
     }
 
-    @Test("a request is a private copy: rewriting the slot later changes nothing")
-    func requestIsCopied() throws {
+    @Test("the back ring reads a request's slot once: decoding sees a copy, not the slot")
+    func slotReadOnce() throws {
         let buffer = PageBuffer(pages: 1)
         var front = try Front(initializing: buffer.bytes)
-        var back = try Back(attaching: buffer.bytes)
+        var back = try BackRing<SlotProbe, TestResponse>(attaching: buffer.bytes)
         try front.enqueueRequest(TestRequest(id: 7, op: 2, payload: 99))
         _ = front.pushRequests()
-        let taken = try back.nextRequest()
-        let request = try #require(taken)
-        // The guest scribbles over the slot after we consumed it.
-        for offset in 64..<(64 + 24) { buffer.bytes[offset] = 0xFF }
-        #expect(request == TestRequest(id: 7, op: 2, payload: 99))
+        // The guest rewrites the slot between the decoder's two reads of
+        // the same field; a ring that decoded from the shared slot would
+        // hand the decoder two different values.
+        let slot = UInt(bitPattern: buffer.bytes.baseAddress! + 64)
+        let scribble: @Sendable () -> Void = {
+            // The first slot of `buffer`, which outlives this closure.
+            UnsafeMutableRawPointer(bitPattern: slot)!.storeBytes(of: 0xFFFF_FFFF, as: UInt32.self)
+        }
+        let taken = try SlotProbe.$scribble.withValue(scribble) { try back.nextRequest() }
+        let probe = try #require(taken)
+        #expect(buffer.load(64) == 0xFFFF_FFFF, "the guest's rewrite did happen")
+        #expect(probe.firstRead == 7)
+        #expect(probe.secondRead == 7)
+        // Consumed once: the rewritten slot is not read again as a request.
+        #expect(try back.nextRequest() == nil)
     }
 
     @Test(
@@ -251,5 +261,24 @@ func catching(_ body: () throws(XenBusError) -> Void) -> XenBusError? {
         return nil
     } catch {
         return error
+    }
+}
+
+/// A request decoder that reads its first field twice, running
+/// ``scribble`` (the guest rewriting the shared slot) in between.
+struct SlotProbe: RingDecodable, Equatable {
+    static let wireSize = TestRequest.wireSize
+    static let wireAlignment = TestRequest.wireAlignment
+
+    /// Runs between the two reads; task-local so parallel tests stay apart.
+    @TaskLocal static var scribble: (@Sendable () -> Void)?
+
+    var firstRead: UInt32
+    var secondRead: UInt32
+
+    init(ringEntry entry: RingEntryReader) {
+        firstRead = entry.load(at: 0)
+        Self.scribble?()
+        secondRead = entry.load(at: 0)
     }
 }

@@ -232,6 +232,67 @@ def last_tick(vm, name):
     return int(match.group(1)) if match else -1
 
 
+def ticks(vm, name):
+    """Every tick number in the guest's console log, in log order."""
+    _, out = vm.run("grep -a -o 'proxenos-demo: tick [0-9]*' %s" % (GUEST_LOG % name),
+                    check=False)
+    return [int(n) for n in re.findall(r"tick (\d+)", out)]
+
+
+def count_in_log(vm, name, text):
+    """How many lines of the guest's console log contain `text`."""
+    _, out = vm.run("grep -a -c '%s' %s" % (text, GUEST_LOG % name), check=False)
+    numbers = re.findall(r"^(\d+)$", out, re.M)
+    return int(numbers[-1]) if numbers else 0
+
+
+def expect_resumed(vm, name, last_before_save):
+    """A restored guest resumed where it was saved: its init marker is in
+    its log once (a guest booted afresh prints it again) and the tick after
+    the last one before the save is the next number (a fresh boot counts
+    from 0 again)."""
+    markers = count_in_log(vm, name, "proxenos-demo: init reached")
+    if markers != 1:
+        raise Failure("%s's init marker is in its log %d times across save and restore; "
+                      "the guest booted again instead of resuming" % (name, markers))
+    numbers = ticks(vm, name)
+    positions = [i for i, n in enumerate(numbers) if n == last_before_save]
+    if not positions or positions[-1] + 1 >= len(numbers):
+        raise Failure("no tick after tick %d in %s's log: %r"
+                      % (last_before_save, name, numbers[-10:]))
+    following = numbers[positions[-1] + 1]
+    if following != last_before_save + 1:
+        raise Failure("after the restore %s ticked %d after %d: its counter did not continue"
+                      % (name, following, last_before_save))
+
+
+def set_restart_guard(vm, seconds):
+    """Sets xend's restart-loop guard (xend-config.sxp's
+    minimum-restart-time; None: back to the default) and restarts xend so it
+    reads it: PID 1 respawns xend, which adopts the running guests."""
+    config = "/etc/xen/xend-config.sxp"
+    vm.run("sed -i '/^(minimum-restart-time /d' %s" % config)
+    if seconds is not None:
+        vm.run("echo '(minimum-restart-time %d)' >> %s" % (seconds, config))
+    _, old = vm.run("pidof xend")
+    vm.run("kill %s" % old.strip())
+    wait_until(vm, "pidof xend; xm list 2>&1",
+               lambda s, o: s == 0 and old.strip() not in o.split(), 120,
+               "xend back with the new restart-loop guard")
+    expected = seconds if seconds is not None else 20
+    wait_until(vm, "grep -c 'restart-loop guard: %d s' /var/log/xen/xend.log" % expected,
+               lambda s, o: s == 0, 60, "xend to log its restart-loop guard of %d s" % expected)
+
+
+def expect_crash_message(vm, name, panic=False):
+    """The guest's own crash message is in its log, and with `panic` its
+    kernel's panic too (checked for a preserved guest only: a destroyed
+    one's last ring contents may go with it before xenconsoled reads them)."""
+    for text in ["proxenos-demo: crashing on purpose"] + (["Kernel panic"] if panic else []):
+        if count_in_log(vm, name, text) == 0:
+            raise Failure("%s's console log lacks %r" % (name, text))
+
+
 def expect_gone(vm, name):
     if list_row(vm, name) is not None:
         raise Failure("%s is still listed by xm list" % name)
@@ -240,9 +301,12 @@ def expect_gone(vm, name):
 @scenario("lifecycle", session="lifecycle")
 def lifecycle(session):
     """The seed's xm commands on the demo guest: create from /etc/xen/demo,
-    console, list states, pause/unpause, save/restore, shutdown -w, a guest
-    that crashes itself restarted by on_crash, destroy without leftovers, a
-    malformed config refused with its line number."""
+    console, list states, pause/unpause, save/restore (the guest resumes,
+    not reboots), xend's restart, a console flood, shutdown -w, guests that
+    crash themselves (on_crash restart, preserve, and the restart-loop
+    guard), destroy without leftovers, a malformed config refused with its
+    line number, and last xenstored's death (reported on the console, new
+    domains refused)."""
     vm = session.vm
     _, out = vm.run("xm list")
     if not re.search(r"^Name +ID +Mem +VCPUs +State +Time\(s\)$", out, re.M):
@@ -302,6 +366,7 @@ def lifecycle(session):
         raise Failure("demo is not back after xm restore: %r" % out)
     wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % (GUEST_LOG % "demo"),
                lambda s, o: last_tick_of(o) > before, 180, "ticks after restore")
+    expect_resumed(vm, "demo", before)
     print("smoke: lifecycle: xm save %.1f s, xm restore %.1f s" % (saved, restored), flush=True)
 
     # xend restarts (PID 1 respawns it) and adopts the running guest.
@@ -322,25 +387,9 @@ def lifecycle(session):
     print("smoke: lifecycle: xm shutdown -w %.1f s" % (time.monotonic() - t0), flush=True)
     expect_gone(vm, "demo")
 
-    # A guest that crashes itself 5 s after its init runs; on_crash=restart.
-    vm.run("xm create demo name=crashy 'extra=console=hvc0 proxenos.crash=5' on_crash=restart",
-           timeout=400)
-    first, _ = list_row(vm, "crashy")
-    wait_until(vm, "xm list crashy 2>&1",
-               lambda s, o: s == 0 and re.search(r"^crashy +(\d+) ", o, re.M) is not None
-               and int(re.search(r"^crashy +(\d+) ", o, re.M).group(1)) != first,
-               900, "crashy to crash and be restarted")
-    second, _ = list_row(vm, "crashy")
-    print("smoke: lifecycle: crashy restarted as domain %d (was %d)" % (second, first), flush=True)
-    _, vm_path = vm.run("proxenos xenstore read /local/domain/%d/vm" % second)
-    vm.run("xm destroy crashy", timeout=120)
-    expect_gone(vm, "crashy")
-    for path in ["/local/domain/%d" % second, "/local/domain/0/backend/vbd/%d" % second,
-                 "/local/domain/0/backend/vif/%d" % second, vm_path.strip(),
-                 "/proxenos/xend/domain/%d" % second, "/local/domain/%d" % first]:
-        status, out = vm.run("proxenos xenstore ls %s 2>&1" % path, check=False)
-        if status == 0:
-            raise Failure("xenstore still has %s after xm destroy: %r" % (path, out))
+    crash_restart(vm)
+    crash_preserve(vm)
+    crash_loop_guard(vm)
 
     # A malformed config: refused with its file and line, nothing created.
     vm.run("printf 'kernel = \"/usr/share/proxenos/demo/vmlinux.gz\"\\nmemory = 128\\n"
@@ -352,22 +401,152 @@ def lifecycle(session):
     rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
     expect_equal("domains after the malformed config", rows, ["Domain-0"])
 
+    xenstored_loss(vm)
+
+
+def xenstored_loss(vm):
+    """Last, as it lasts until the reboot: xenstored killed is respawned,
+    PID 1 reports the lost tree on the console, and xend (respawned too)
+    refuses new domains, saying why."""
+    mark = len(vm.buffer)
+    vm.run("kill -9 $(pidof xenstored)")
+    notice = re.compile(r"service xenstored was killed by signal 9 \(SIGKILL\): the xenstore "
+                        r"tree and every guest's xenstore connection are lost")
+    deadline = time.monotonic() + 60
+    while not notice.search(vm.text(mark)):
+        if time.monotonic() > deadline:
+            raise Failure("PID 1 did not report xenstored's death as the loss of the tree")
+        time.sleep(1)
+    vm.run("test -s /run/proxenos/xenstore-lost")
+    out = wait_until(vm, "xm create demo name=after 2>&1",
+                     lambda s, o: s != 0 and "xenstore" in o and "xend is not running" not in o
+                     and "cannot talk to xend" not in o, 180,
+                     "xend back and refusing new domains")
+    if "until the appliance reboots" not in out:
+        raise Failure("xm create after xenstored's death said %r" % out)
+    _, out = vm.run("xm list 2>&1")
+    if "after" in out.split():
+        raise Failure("a domain was created after xenstored's death: %r" % out)
+    print("smoke: lifecycle: xenstored's death reported, new domains refused", flush=True)
+
+
+def crash_restart(vm):
+    """on_crash=restart with on_reboot=destroy (so a crash taken for a reboot
+    fails): the guest crashes 30 s after its init, well after xend's 20 s
+    restart-loop guard on any host, and comes back as a new domain; xm
+    destroy then leaves nothing behind."""
+    vm.run("xm create demo name=crashy 'extra=console=hvc0 proxenos.crash=30' "
+           "on_crash=restart on_reboot=destroy", timeout=400)
+    first, _ = list_row(vm, "crashy")
+    wait_until(vm, "xm list crashy 2>&1",
+               lambda s, o: s == 0 and re.search(r"^crashy +(\d+) ", o, re.M) is not None
+               and int(re.search(r"^crashy +(\d+) ", o, re.M).group(1)) != first,
+               600, "crashy to crash and be restarted")
+    second, _ = list_row(vm, "crashy")
+    print("smoke: lifecycle: crashy restarted as domain %d (was %d)" % (second, first), flush=True)
+    expect_crash_message(vm, "crashy")
+    _, vm_path = vm.run("proxenos xenstore read /local/domain/%d/vm" % second)
+    vm.run("xm destroy crashy", timeout=120)
+    expect_gone(vm, "crashy")
+    for path in ["/local/domain/%d" % second, "/local/domain/0/backend/vbd/%d" % second,
+                 "/local/domain/0/backend/vif/%d" % second, vm_path.strip(),
+                 "/proxenos/xend/domain/%d" % second, "/local/domain/%d" % first]:
+        status, out = vm.run("proxenos xenstore ls %s 2>&1" % path, check=False)
+        if status == 0:
+            raise Failure("xenstore still has %s after xm destroy: %r" % (path, out))
+
+
+def crash_preserve(vm):
+    """on_crash=preserve with on_reboot=restart: the crashed guest stays,
+    listed with state c, until xm destroy."""
+    vm.run("xm create demo name=kept 'extra=console=hvc0 proxenos.crash=1' "
+           "on_crash=preserve on_reboot=restart", timeout=400)
+    first, _ = list_row(vm, "kept")
+    out = wait_until(vm, "xm list kept 2>&1",
+                     lambda s, o: s == 0 and re.search(r"^kept +\d+ +\d+ +\d+ +....c. ", o, re.M)
+                     is not None, 600, "the crashed guest listed with state c")
+    row = list_row(vm, "kept")
+    if row[0] != first:
+        raise Failure("the preserved guest is domain %d, was created as %d: %r"
+                      % (row[0], first, out))
+    expect_crash_message(vm, "kept", panic=True)
+    vm.run("xm destroy kept", timeout=120)
+    expect_gone(vm, "kept")
+    print("smoke: lifecycle: crashed guest preserved with state c, then destroyed", flush=True)
+
+
+def crash_loop_guard(vm):
+    """xend's restart-loop guard: with minimum-restart-time at 600 s, a guest
+    that crashes 1 s after its init is destroyed instead of restarted, and
+    xend's log says why. The guard goes back to its default afterwards."""
+    set_restart_guard(vm, 600)
+    vm.run("xm create demo name=loopy 'extra=console=hvc0 proxenos.crash=1' on_crash=restart",
+           timeout=400)
+    first, _ = list_row(vm, "loopy")
+    wait_until(vm, "xm list loopy 2>&1", lambda s, o: s != 0 and "no domain" in o, 600,
+               "the guest crashing inside the guard to be destroyed")
+    expect_crash_message(vm, "loopy")
+    pattern = ("loopy (%d) stopped (crash) [0-9]* s after starting; "
+               "refusing to restart it to avoid a loop" % first)
+    status, out = vm.run("grep '%s' /var/log/xen/xend.log" % pattern, check=False)
+    if status != 0:
+        _, tail = vm.run("tail -5 /var/log/xen/xend.log", check=False)
+        raise Failure("xend's log does not say why loopy was not restarted: %r" % tail)
+    set_restart_guard(vm, None)
+    print("smoke: lifecycle: a crash inside the restart-loop guard destroyed the guest", flush=True)
+
 
 def console_flood(vm):
     """A guest writing to its console without pause fills only the guest
     logs' own file system: xenconsoled and xend keep serving, /var keeps its
     room and does not grow, nothing floods dom0's console, and the demo guest
-    runs on (its ticks reach its log again once the flood is gone). The file system is filled to its last
-    256 KiB first, as a flood under TCG (about 30 KB/s) takes minutes."""
+    runs on: its ticks keep reaching its log while the flood fills the file
+    system, its console answers through xm console once it is full, and its
+    ticks reach its log again once the flood is gone. The file system is
+    filled to its last 512 KiB first, as a flood under TCG (8 to 30 KB/s
+    measured) would take many minutes to fill it all."""
     logs = "/var/log/xen/console"
+    room = 512
     vm.run("size=$(df -k %s | awk 'NR==2 {print $4}'); "
-           "dd if=/dev/zero of=%s/filler bs=1k count=$((size - 256)) 2>/dev/null" % (logs, logs))
+           "dd if=/dev/zero of=%s/filler bs=1k count=$((size - %d)) 2>/dev/null"
+           % (logs, logs, room))
+    # Short commands while the flood runs: a loaded dom0 once dropped
+    # characters of a long one typed on the serial console.
+    vm.run("fs() { echo free=$(df -k %s | awk 'NR==2 {print $4}') "
+           "$(grep -a 'proxenos-demo: tick' %s | tail -1); }" % (logs, GUEST_LOG % "demo"))
+    vm.run("fc() { sleep 15 | xm console demo > /tmp/fc 2>&1; "
+           "grep -a -c 'proxenos-demo: tick' /tmp/fc; }")
     mark = len(vm.buffer)
     vm.run("xm create demo name=flood 'extra=console=hvc0 proxenos.flood'", timeout=400)
-    wait_until(vm, "df -k %s | awk 'NR==2 {print $4}'" % logs,
-               lambda s, o: s == 0 and o.split()[-1:] == ["0"], 600,
-               "the flooding guest to fill the console log file system")
-    vm.run("sleep 10", timeout=60)
+    # Samples (free KiB, demo's last tick) until the flood has filled the
+    # file system; those taken while it was filling must show demo ticking.
+    samples = []
+
+    def sample(status, out):
+        match = re.search(r"free=(\d+) (.*)$", out, re.S)
+        if status != 0 or not match:
+            return False
+        free, tick = int(match.group(1)), last_tick_of(match.group(2))
+        samples.append((free, tick))
+        return free == 0
+    wait_until(vm, "fs", sample, 600, "the flooding guest to fill the console log file system",
+               pause=2)
+    filling = [tick for free, tick in samples if 0 < free < room - 64]
+    if len(filling) < 2 or filling[-1] <= filling[0]:
+        raise Failure("demo's ticks did not keep reaching its log while the flood filled "
+                      "the file system (free KiB, tick): %r" % samples)
+    print("smoke: lifecycle: demo ticked %d -> %d while the flood filled its log file system"
+          % (filling[0], filling[-1]), flush=True)
+    # xenconsoled still serves: demo's console answers through xm console.
+    # Its stdin is a pipe that closes after 15 s, which detaches it (no
+    # Ctrl-] through the loaded serial line).
+    status, out = vm.run("fc", timeout=180, check=False)
+    counts = re.findall(r"^(\d+)$", out, re.M)
+    if not counts or int(counts[-1]) == 0:
+        _, seen = vm.run("tail -c 300 /tmp/fc", check=False)
+        raise Failure("demo's console gave no tick through xm console during the flood: %r"
+                      % seen)
+    vm.run("sleep 5", timeout=60)
     for service in ("xenconsoled", "xend", "syslogd"):
         status, out = vm.run("pidof %s" % service, check=False)
         if status != 0:

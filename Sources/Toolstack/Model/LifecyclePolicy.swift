@@ -20,8 +20,12 @@ public enum LifecycleDecision: Sendable, Equatable {
 
 /// xend's on_poweroff / on_reboot / on_crash table.
 public enum LifecyclePolicy {
-    /// xend's MINIMUM_RESTART_TIME: a domain that stops this soon after
-    /// starting is not restarted again.
+    /// The default restart-loop guard: a domain that stops this soon after
+    /// starting is not restarted again. xend 3.0 (the seed talk's, 2006)
+    /// used 20 s as its MINIMUM_RESTART_TIME; Xen 3.3's xend raised it to
+    /// 60 s. We keep 20: a guest that crashes within 20 s of its start is
+    /// caught either way, and a slow boot under TCG already takes about
+    /// 20 s. xend-config.sxp's `(minimum-restart-time S)` overrides it.
     public static let minimumRestartSeconds = 20
 
     /// The config entry that applies to a shutdown reason. A watchdog

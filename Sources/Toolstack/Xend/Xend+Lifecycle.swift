@@ -97,6 +97,7 @@ extension Xend {
     private func restart(_ record: ManagedDomain) async {
         let name = record.spec.name
         do {
+            try ensureXenstoreIntact()
             try await ensureNameFree(name)
             let types = try await servedDeviceTypes(for: record.spec, skipMissing: false)
             let domid = try await start(
@@ -186,6 +187,15 @@ extension Xend {
                 domid: domid, spec: spec, uuid: uuid,
                 createdAt: created ?? monotonicSeconds(), phase: .running, deviceTypes: types)
             log.info("recovery: adopted \(spec.name) (\(domid))")
+        }
+        if let path = settings.xenstoreLossMarker, let note = lossNote(path) {
+            // The guests xenstored's death orphaned: Xen runs them, but
+            // their xenstore entries (and so xend's records) are gone.
+            for info in infos where info.domid != 0 && domains[info.domid] == nil {
+                log.error(
+                    "recovery: domain \(info.domid) runs on but lost its xenstore state when xenstored died \(note); it is not managed until the appliance reboots"
+                )
+            }
         }
         await reconcile()
     }

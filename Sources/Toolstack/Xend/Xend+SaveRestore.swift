@@ -123,6 +123,7 @@ extension Xend {
     /// `xm restore`: a new domain from a save file, with new rings,
     /// introduced to xenstored, its devices written again.
     func restore(from path: String, paused: Bool) async throws -> (UInt32, String) {
+        try ensureXenstoreIntact()
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])

@@ -23,6 +23,10 @@ public struct XendSettings: Sendable {
     /// Whether a device backend must announce itself before xend writes
     /// device trees of its type (tests turn it off to plan devices).
     public var requireBackendMarkers = true
+    /// The file PID 1 writes when xenstored dies (Init's
+    /// `ServiceTable.xenstoreLossMarker`); while it exists xend creates,
+    /// restores and restarts no domain. nil: never check.
+    public var xenstoreLossMarker: String? = "/run/proxenos/xenstore-lost"
 
     public init() {}
 }
@@ -220,7 +224,29 @@ public actor Xend {
     // MARK: create
 
     /// Creates and starts a domain; on any failure nothing is left behind.
+    /// Throws ``ToolstackError/xenstoreLost(since:)`` once xenstored has
+    /// died: the respawned one has none of the old tree, and a domain
+    /// built now would share a host with guests nobody can manage.
+    func ensureXenstoreIntact() throws(ToolstackError) {
+        guard let path = settings.xenstoreLossMarker, let note = lossNote(path) else { return }
+        throw .xenstoreLost(since: note)
+    }
+
+    /// The marker's text (trimmed), or nil when there is no marker.
+    func lossNote(_ path: String) -> String? {
+        guard
+            let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        else { return nil }
+        defer { try? fd.close() }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = (try? buffer.withUnsafeMutableBytes { try fd.read(into: $0) }) ?? 0
+        let text = String(decoding: buffer[..<count], as: UTF8.self)
+        let trimmed = text.split(whereSeparator: { $0 == "\n" }).first.map(String.init) ?? ""
+        return trimmed.isEmpty ? "earlier" : trimmed
+    }
+
     func create(_ spec: DomainSpec, skipDevices: Bool, paused: Bool) async throws -> UInt32 {
+        try ensureXenstoreIntact()
         try SpecCodec.checkName(spec.name)
         try await ensureNameFree(spec.name)
         pendingNames.insert(spec.name)
