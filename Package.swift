@@ -46,6 +46,9 @@ let package = Package(
         // The echo ring: the smallest complete backend, the template for the
         // others and the selftest's subject.
         .target(name: "EchoBackend", dependencies: ["DataPath", "XenBus", "LinuxSystem"]),
+        // netback's protocol: netif messages, TX slots gathered into packets,
+        // received packets planned into posted buffers (pure).
+        .target(name: "NetBackend", dependencies: ["XenBus"]),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
@@ -116,6 +119,9 @@ let package = Package(
             name: "XenBusTests",
             dependencies: ["XenBus", "XenBusTesting", "CRingReference", "CAllocationCounter"]
         ),
+        .testTarget(
+            name: "NetBackendTests", dependencies: ["NetBackend", "XenBus", "CNetifReference"]),
+        .target(name: "CNetifReference", path: "Tests/CNetifReference"),
         .testTarget(
             name: "DataPathTests",
             dependencies: [
