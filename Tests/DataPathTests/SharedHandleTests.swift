@@ -8,7 +8,7 @@ import XenBusTesting
     import Glibc
 #endif
 
-@Suite("one event channel handle, two rings")
+@Suite("one event channel handle, two rings", .timeLimit(.minutes(2)))
 struct SharedHandleTests {
     let grants = FakeGrantTable()
     let events = FakeEventChannelHub()

@@ -55,7 +55,7 @@ final class FloodEndpoint: DataPathEndpoint {
     }
 }
 
-@Suite("data-path worker")
+@Suite("data-path worker", .timeLimit(.minutes(2)))
 struct WorkerTests {
     let grants = FakeGrantTable()
     let events = FakeEventChannelHub()
@@ -153,9 +153,11 @@ struct WorkerTests {
         try worker.start()
         try await Task.sleep(for: .milliseconds(50))
         let calls = worker.statistics.serveCalls
+        // The bound is loose: resuming this task waits for a cooperative
+        // thread, which other suites' tests may hold for seconds.
         let started = ContinuousClock.now
         await worker.stop()
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(60))
         #expect(worker.isFinished)
         // A notification after the stop reaches nobody.
         try pair.guestChannel.notify(pair.guestPort)
