@@ -51,6 +51,10 @@ public final class EchoFrontend: @unchecked Sendable {
     public var pollSeconds: Double = 2
     /// Seconds without any response before the run fails.
     public var stallSeconds: Double = 30
+    /// Seconds a notification may lag the responses it announces (the
+    /// backend pushes, then notifies: on a loaded host it can be descheduled
+    /// in between) before it counts as lost.
+    public var notificationGraceSeconds: Double = 5
 
     /// A frontend that initialises the ring in `buffer` (keeping
     /// `keepAlive`, its owner, alive) and notifies through `port`, a port
@@ -103,8 +107,10 @@ public final class EchoFrontend: @unchecked Sendable {
                 if try ring.finalCheckForResponses() { continue }
                 if wait(seconds: pollSeconds) == .timedOut, try ring.unconsumedResponses() > 0 {
                     // Responses are there but no notification came: give a
-                    // notification racing the timeout one more second.
-                    if wait(seconds: 1) == .timedOut { outcome.lostWakeups += 1 }
+                    // notification racing the timeout its grace.
+                    if wait(seconds: notificationGraceSeconds) == .timedOut {
+                        outcome.lostWakeups += 1
+                    }
                 }
             } catch {
                 outcome.failure = "\(error)"
