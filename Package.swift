@@ -46,6 +46,15 @@ let package = Package(
         // The echo ring: the smallest complete backend, the template for the
         // others and the selftest's subject.
         .target(name: "EchoBackend", dependencies: ["DataPath", "XenBus", "LinuxSystem"]),
+        // consoled: every guest's console ring on one DataPath worker, its
+        // logs, and the clients attached over its socket; xm's client too.
+        .target(
+            name: "Consoled",
+            dependencies: [
+                "DataPath", "XenBus", "CLinux", "CXen", "LinuxSystem", systemPackage,
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
@@ -127,6 +136,12 @@ let package = Package(
             dependencies: [
                 "XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen",
                 "CAllocationCounter",
+            ]
+        ),
+        .testTarget(
+            name: "ConsoledTests",
+            dependencies: [
+                "Consoled", "DataPath", "XenBus", "XenBusTesting", "LinuxSystem", systemPackage,
             ]
         ),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
