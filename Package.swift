@@ -106,6 +106,7 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
+                "Consoled", "DataPath", "XenBus", "XenDevices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -146,11 +146,17 @@ struct ServerTests {
         // 2 MiB: far more than the stalled client's socket and queue hold.
         let line = String(repeating: "x", count: 1023) + "\n"
         let total = 2048
-        let writer = Task.detached {
-            for _ in 0..<total { try guest.writeAll(line) }
+        // A thread of its own, as a guest's vCPU: the test's cooperative
+        // threads block while they pump.
+        let written = Atomic<Int>(0)
+        try Threads.spawn(name: "guest-writer") {
+            for _ in 0..<total {
+                guard (try? guest.writeAll(line)) != nil else { return }
+                written.add(1, ordering: .relaxed)
+            }
         }
         #expect(reader.wait(20) { $0.output.count >= total * line.utf8.count })
-        try await writer.value
+        #expect(eventually { written.load(ordering: .relaxed) == total })
         #expect(reader.output.count == total * line.utf8.count)
         // Now the stalled client reads: a notice counts what it lost.
         #expect(stalled.wait(5) { $0.notices.contains { $0.contains("dropped") } })
@@ -172,11 +178,13 @@ struct ServerTests {
         #expect(floodClient.wait { $0.accepted != nil } && quietClient.wait { $0.accepted != nil })
         let stop = Atomic<Bool>(false)
         let started = monotonicSeconds()
-        let flooder = Task.detached {
+        let finished = Atomic<Bool>(false)
+        try Threads.spawn(name: "guest-flood") {
             let chunk = [UInt8](repeating: UInt8(ascii: "f"), count: 2048)
             while !stop.load(ordering: .relaxed) {
                 if (try? flood.write(chunk)) == 0 { usleep(200) }
             }
+            finished.store(true, ordering: .releasing)
         }
         usleep(300_000)
         // The other guest's output reaches its client within a second.
@@ -186,7 +194,7 @@ struct ServerTests {
         #expect(monotonicSeconds() - sent < 1)
         floodClient.pump(1.5)
         stop.store(true, ordering: .relaxed)
-        await flooder.value
+        #expect(eventually { finished.load(ordering: .acquiring) })
         let elapsed = monotonicSeconds() - started
         let received = Double(floodClient.output.count)
         // burst + rate × time, with room for timer slack; the guest tried
