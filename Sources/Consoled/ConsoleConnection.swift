@@ -244,7 +244,9 @@ final class ConsoleConnection: DataPathEndpoint {
                     if !interest.contains(.writable) { updateInterest(writable: true) }
                     return
                 }
-                server.close(self, reason: "write: \(errno)")
+                // A peer that hung up mid-write is an ordinary detach.
+                let hungUp = errno == .brokenPipe || errno == .connectionReset
+                server.close(self, reason: hungUp ? "" : "write: \(errno)")
                 return
             }
         }

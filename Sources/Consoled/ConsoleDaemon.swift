@@ -99,6 +99,9 @@ public final class ConsoleDaemon: Sendable {
             let binding = try EventChannelBinding(
                 channel: server.worker.eventChannel, remoteDomain: domain,
                 remotePort: EventChannelPort(rawValue: port))
+            // Released meanwhile: its removal is posted already; posting the
+            // add after it would serve a dead domain.
+            if Task.isCancelled { return nil }
             let server = self.server
             let logger = self.logger
             // False only once the worker has stopped: nothing left to serve.
