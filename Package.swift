@@ -49,6 +49,15 @@ let package = Package(
         // netback's protocol: netif messages, TX slots gathered into packets,
         // received packets planned into posted buffers (pure).
         .target(name: "NetBackend", dependencies: ["XenBus"]),
+        // consoled: every guest's console ring on one DataPath worker, its
+        // logs, and the clients attached over its socket; xm's client too.
+        .target(
+            name: "Consoled",
+            dependencies: [
+                "DataPath", "XenBus", "CLinux", "CXen", "LinuxSystem", systemPackage,
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
@@ -100,6 +109,7 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
+                "Consoled", "DataPath", "XenBus", "XenDevices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -133,6 +143,12 @@ let package = Package(
             dependencies: [
                 "XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen",
                 "CAllocationCounter",
+            ]
+        ),
+        .testTarget(
+            name: "ConsoledTests",
+            dependencies: [
+                "Consoled", "DataPath", "XenBus", "XenBusTesting", "LinuxSystem", systemPackage,
             ]
         ),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),

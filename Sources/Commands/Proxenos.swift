@@ -16,6 +16,7 @@ public struct Proxenos: ParsableCommand {
         XenStoreCommand.self,
         NetConfCommand.self,
         XendCommand.self,
+        ConsoledCommand.self,
         XmCommand.self,
         SelfTestCommand.self,
     ]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Consoled
 import DomainConfig
 import Toolstack
 
@@ -46,13 +47,18 @@ struct XmCommand: ParsableCommand {
 
     static func client() -> XendClient { XendClient() }
 
-    /// Attaches to a domain's console once xenconsoled published it.
-    static func attachConsole(_ domain: String, waitSeconds: Int) throws {
-        guard
-            case .tty(let path) = try client().call(
-                .consoleTTY(domain: domain, waitSeconds: waitSeconds))
-        else { throw ToolstackError.malformedMessage("xend did not answer with a tty") }
-        try ConsoleAttach.run(tty: path)
+    /// Attaches to a domain's console through consoled's socket, waiting
+    /// up to `waitSeconds` for consoled to serve it (a domain just
+    /// created).
+    static func attachConsole(
+        _ domain: String, waitSeconds: Int, request: ConsoleHello.Request = .write,
+        replay: Int = -1, raw: Bool = false
+    ) throws {
+        let (user, origin) = ConsoleTerminal.identity()
+        let hello = ConsoleHello(
+            domain: domain, request: request, replay: replay, raw: raw, user: user, origin: origin)
+        try ConsoleTerminal.run(
+            socketPath: ConsoledSettings().socketPath, hello: hello, waitSeconds: waitSeconds)
     }
 
     /// A path made absolute against the current directory (xend runs
@@ -161,13 +167,49 @@ extension XmCommand {
 
     struct Console: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Attach to a domain's console (Ctrl-] detaches).")
+            abstract: "Attach to a domain's console (Ctrl-] detaches).",
+            discussion: """
+                consoled serves every guest console to any number of clients at once, on the \
+                serial console and over SSH alike: one writer, any number of spies (read-only). \
+                The default attach writes if nobody does, else spies; --force takes write access \
+                and the writer becomes a spy (and is told). The last lines are replayed first. \
+                Escape sequences that could act on your terminal (title, clipboard, device \
+                control, answerback requests) are shown escaped unless --raw.
+
+                Ctrl-] opens the escape menu; then one key:
+                  .  Ctrl-]  Enter   detach (also after 1.5 s without a key)
+                  w   who is attached      r   replay the last 50 lines
+                  f   force write access   s   give write access up
+                  ?   help                 any other key: back to the console
+                Logs: /var/log/xen/console/guest-NAME.log (attach, detach and bump included).
+                """)
 
         @Argument(help: "Domain name or id.")
         var domain: String
 
+        @Flag(help: "Attach read-only; typed input is ignored.")
+        var spy = false
+
+        @Flag(help: "Take write access; the current writer becomes a spy.")
+        var force = false
+
+        @Option(help: "Lines of history replayed on attach (default 20).")
+        var replay: Int?
+
+        @Flag(help: "Pass every byte the guest writes, escape sequences included.")
+        var raw = false
+
+        func validate() throws {
+            if spy && force { throw ValidationError("--spy and --force exclude each other") }
+            if let replay, replay < 0 { throw ValidationError("--replay must be 0 or more") }
+        }
+
         func run() throws {
-            try XmCommand.perform { try XmCommand.attachConsole(domain, waitSeconds: 10) }
+            try XmCommand.perform {
+                try XmCommand.attachConsole(
+                    domain, waitSeconds: 10, request: spy ? .spy : force ? .force : .write,
+                    replay: replay ?? -1, raw: raw)
+            }
         }
     }
 

@@ -28,8 +28,11 @@ import XenBus
 /// notification.
 ///
 /// Thread use: endpoints are attached before ``start()``; after it, the
-/// endpoints belong to the worker's thread. ``stop()`` may be called from
-/// any task: it never blocks a cooperative thread.
+/// endpoints belong to the worker's thread, which may attach and detach
+/// endpoints itself (from inside `serve`, or from a job another thread
+/// hands it with ``post(_:)``: a daemon adding a ring for a new domain or a
+/// listener accepting a client). ``stop()`` may be called from any task: it
+/// never blocks a cooperative thread.
 public final class DataPathWorker: @unchecked Sendable {
     // @unchecked: the mutable tables below are touched by the creating
     // thread before start() and by the worker thread after it, never both;
@@ -58,16 +61,33 @@ public final class DataPathWorker: @unchecked Sendable {
     /// Work units an endpoint may do per round.
     public let budget: Int
 
+    /// Work handed to the worker's thread by ``post(_:)``.
+    public typealias Job = @Sendable (DataPathWorker) -> Void
+
     private let poll: EventPoll
     private let stopEvent: WakeupEvent
+    private let mailboxEvent: WakeupEvent
+    private let mailbox = Mutex(Mailbox())
     private let onFault: FaultHandler
     private var endpoints: [(any DataPathEndpoint)?] = []
+    /// Slots of detached endpoints, reused by the next attach: a daemon
+    /// whose clients come and go keeps a table as large as its busiest
+    /// moment, not its history.
+    private var freeSlots: [Int] = []
+    /// The loop's pthread once it runs (0 before): attach/detach after
+    /// start() are legal only on it.
+    private let loopThread = Atomic<UInt>(0)
     private var ports: [EventChannelPort: Int] = [:]
     private var descriptors: [Int: FileDescriptor] = [:]
     private var ready = ReadyQueue()
     private var round: [Int] = []
     private let counters = Mutex(Statistics())
     private let exit = Mutex(ExitState())
+
+    private struct Mailbox {
+        var jobs: [Job] = []
+        var closed = false
+    }
 
     private struct ExitState {
         var started = false
@@ -77,7 +97,8 @@ public final class DataPathWorker: @unchecked Sendable {
 
     private static let stopToken: UInt64 = 0
     private static let eventChannelToken: UInt64 = 1
-    private static let firstEndpointToken: UInt64 = 2
+    private static let mailboxToken: UInt64 = 2
+    private static let firstEndpointToken: UInt64 = 3
 
     /// A worker over `eventChannel`, which must be this worker's alone.
     public init(
@@ -91,7 +112,9 @@ public final class DataPathWorker: @unchecked Sendable {
         do throws(SystemCallError) {
             poll = try EventPoll()
             stopEvent = try WakeupEvent()
+            mailboxEvent = try WakeupEvent()
             try poll.add(stopEvent.descriptor, .readable, token: Self.stopToken)
+            try poll.add(mailboxEvent.descriptor, .readable, token: Self.mailboxToken)
             let channel = eventChannel.fileDescriptor
             // Non-blocking: the loop takes pending ports until there are none.
             let flags = clinux_fcntl_int(channel.rawValue, F_GETFL, 0)
@@ -104,7 +127,10 @@ public final class DataPathWorker: @unchecked Sendable {
     }
 
     /// Serves `endpoint` whenever `port` (bound through ``eventChannel``)
-    /// fires. Before ``start()`` only.
+    /// fires. Before ``start()``, or on the worker's thread; an endpoint
+    /// attached while the loop runs is served once at once, like every
+    /// endpoint at the start (its ring may hold work whose notification
+    /// came before it was attached, counted as a stray port).
     @discardableResult
     public func attach(_ endpoint: any DataPathEndpoint, port: EventChannelPort) -> EndpointID {
         let id = add(endpoint)
@@ -114,7 +140,9 @@ public final class DataPathWorker: @unchecked Sendable {
 
     /// Serves `endpoint` whenever `descriptor` reports `events` (level
     /// triggered: while it stays ready, it is served every round). Before
-    /// ``start()`` only.
+    /// ``start()``, or on the worker's thread (then it is served once at
+    /// once). The caller keeps `descriptor` open until it detaches the
+    /// endpoint or the worker stops.
     @discardableResult
     public func attach(
         _ endpoint: any DataPathEndpoint, descriptor: FileDescriptor,
@@ -124,16 +152,105 @@ public final class DataPathWorker: @unchecked Sendable {
         do throws(SystemCallError) {
             try poll.add(descriptor, events, token: Self.firstEndpointToken + UInt64(id))
         } catch {
-            endpoints[id] = nil
+            release(id)
             throw .eventChannel(operation: "worker \(name): \(error.operation)", errno: error.errno)
         }
         descriptors[id] = descriptor
         return EndpointID(rawValue: id)
     }
 
+    /// Changes the events a descriptor endpoint waits for (a client
+    /// socket asks for `.writable` only while it has output queued). On the
+    /// worker's thread, or before ``start()``.
+    public func setEvents(_ events: EventPoll.Events, for endpoint: EndpointID)
+        throws(XenBusError)
+    {
+        assert(mayMutate, "DataPathWorker.setEvents off the worker's thread")
+        let id = endpoint.rawValue
+        guard let descriptor = descriptors[id] else { return }
+        do throws(SystemCallError) {
+            try poll.modify(descriptor, events, token: Self.firstEndpointToken + UInt64(id))
+        } catch {
+            throw .eventChannel(operation: "worker \(name): \(error.operation)", errno: error.errno)
+        }
+    }
+
+    /// Detaches an endpoint without reporting a fault: it is not called
+    /// again (not even later in the current round) and its descriptor
+    /// leaves the epoll set; the caller closes the descriptor afterwards.
+    /// On the worker's thread, or before ``start()``. Detaching an endpoint
+    /// already gone does nothing.
+    public func detach(_ endpoint: EndpointID) {
+        assert(mayMutate, "DataPathWorker.detach off the worker's thread")
+        let id = endpoint.rawValue
+        guard endpoints.indices.contains(id), endpoints[id] != nil else { return }
+        unregister(id)
+    }
+
+    /// Marks an endpoint ready, so it is served in the next round (a timer
+    /// endpoint ending a rate limit wakes the ring it held back). On the
+    /// worker's thread; an endpoint already gone is ignored.
+    public func wake(_ endpoint: EndpointID) {
+        assert(mayMutate, "DataPathWorker.wake off the worker's thread")
+        let id = endpoint.rawValue
+        guard endpoints.indices.contains(id), endpoints[id] != nil else { return }
+        ready.mark(id)
+    }
+
+    /// Hands `job` to the worker's thread, which runs it before its next
+    /// round; safe from any thread, never blocks. Jobs run in the order
+    /// posted. Returns false, without running it, once the loop has ended;
+    /// jobs still queued when the loop ends are dropped unrun (stop is the
+    /// end of the worker's work).
+    @discardableResult
+    public func post(_ job: @escaping Job) -> Bool {
+        let queued = mailbox.withLock { box -> Bool in
+            guard !box.closed else { return false }
+            box.jobs.append(job)
+            return true
+        }
+        if queued { mailboxEvent.signal() }
+        return queued
+    }
+
+    /// Whether the caller is the running loop's thread.
+    public var isWorkerThread: Bool {
+        let loop = loopThread.load(ordering: .acquiring)
+        return loop != 0 && pthread_equal(pthread_t(loop), pthread_self()) != 0
+    }
+
+    /// Table changes are the creating thread's before the start and the
+    /// loop's after it.
+    private var mayMutate: Bool {
+        !exit.withLock { $0.started } || isWorkerThread || isFinished
+    }
+
     private func add(_ endpoint: any DataPathEndpoint) -> Int {
-        endpoints.append(endpoint)
-        return endpoints.count - 1
+        assert(mayMutate, "DataPathWorker.attach off the worker's thread")
+        let id: Int
+        if let slot = freeSlots.popLast() {
+            endpoints[slot] = endpoint
+            id = slot
+        } else {
+            endpoints.append(endpoint)
+            id = endpoints.count - 1
+        }
+        // Served once as soon as the loop looks (at start, or this round's
+        // end when attached from the loop).
+        ready.mark(id)
+        return id
+    }
+
+    private func release(_ id: Int) {
+        endpoints[id] = nil
+        ready.remove(id)
+        freeSlots.append(id)
+    }
+
+    private func unregister(_ id: Int) {
+        release(id)
+        if let descriptor = descriptors.removeValue(forKey: id) { try? poll.remove(descriptor) }
+        for (port, owner) in ports where owner == id { ports[port] = nil }
     }
 
     /// Counters so far.
@@ -182,18 +299,21 @@ public final class DataPathWorker: @unchecked Sendable {
     // MARK: the loop
 
     private func run() {
-        for id in endpoints.indices where endpoints[id] != nil { ready.mark(id) }
+        loopThread.store(UInt(pthread_self()), ordering: .releasing)
         var stopping = false
         while !stopping {
             do throws(SystemCallError) {
                 let timeout: Int32 = ready.isEmpty ? -1 : 0
+                var mail = false
                 let count = try poll.wait(timeoutMilliseconds: timeout) { event in
                     switch event.token {
                     case Self.stopToken: stopping = true
                     case Self.eventChannelToken: takePendingPorts()
+                    case Self.mailboxToken: mail = true
                     default: ready.mark(Int(event.token - Self.firstEndpointToken))
                     }
                 }
+                if mail && !stopping { runJobs() }
                 if count > 0 { counters.withLock { $0.wakeups += 1 } }
             } catch {
                 // epoll itself failing leaves nothing to serve with: every
@@ -207,6 +327,15 @@ public final class DataPathWorker: @unchecked Sendable {
             serveRound()
         }
         finish()
+    }
+
+    private func runJobs() {
+        mailboxEvent.drain()
+        let jobs = mailbox.withLock { box -> [Job] in
+            defer { box.jobs.removeAll() }
+            return box.jobs
+        }
+        for job in jobs { job(self) }
     }
 
     private func takePendingPorts() {
@@ -264,14 +393,19 @@ public final class DataPathWorker: @unchecked Sendable {
 
     private func fail(_ id: Int, _ error: XenBusError) {
         guard endpoints[id] != nil else { return }
-        endpoints[id] = nil
-        ready.remove(id)
-        if let descriptor = descriptors.removeValue(forKey: id) { try? poll.remove(descriptor) }
-        for (port, owner) in ports where owner == id { ports[port] = nil }
+        unregister(id)
         onFault(EndpointID(rawValue: id), error)
     }
 
     private func finish() {
+        // Closed first: a post() from now on returns false; what was queued
+        // is dropped here, on the loop's way out, not run.
+        let dropped = mailbox.withLock { box -> [Job] in
+            box.closed = true
+            defer { box.jobs.removeAll() }
+            return box.jobs
+        }
+        _ = dropped
         let waiters = exit.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.finished = true
             defer { state.waiters = [] }

@@ -74,10 +74,10 @@ public enum ServiceTable {
 
     /// The services a Proxenos dom0 runs.
     public static let dom0: [ServiceSpec] = [
-        // The system log, first: xenstored and xenconsoled report through
-        // syslog(3), and without a /dev/log their LOG_CONS fallback writes
-        // every message to the console (a guest flooding its console once
-        // the log file system is full made xenconsoled flood ours). Kept in
+        // The system log, first: xenstored reports through syslog(3), and
+        // without a /dev/log its LOG_CONS fallback writes every message to
+        // the console (a guest flooding its console once the log file
+        // system was full made Debian's xenconsoled flood ours). Kept in
         // a 1 MiB ring in memory, bounded like the guest logs: `logread`.
         ServiceSpec(
             name: "syslogd",
@@ -103,12 +103,14 @@ public enum ServiceTable {
                     + "the appliance reboots",
                 markerPath: xenstoreLossMarker)),
         ServiceSpec(
-            name: "xenconsoled",
-            argv: ["\(xenLibexec)/xenconsoled", "--interactive", "--log=guest"],
-            // On the guest logs' bounded file system: once a flooding guest
-            // has filled it, xenconsoled reports every failed write (about
-            // 6 KB/s measured), which must not grow /var without end.
-            streams: .logFile("\(SystemLayout.consoleLogDirectory)/xenconsoled.log")),
+            name: "consoled",
+            argv: ["/usr/sbin/consoled"],
+            // On the guest logs' bounded file system, like the logs it
+            // writes: its own reports (rate-limited) must not grow /var
+            // while a flooding guest has filled that file system. No
+            // readyPath: xend must not wait for consoles; xm console waits
+            // for consoled's socket itself.
+            streams: .logFile("\(SystemLayout.consoleLogDirectory)/consoled.log")),
         ServiceSpec(
             name: "xend",
             argv: ["/usr/sbin/xend"],

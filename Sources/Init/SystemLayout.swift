@@ -51,7 +51,7 @@ public enum SystemLayout {
             data: "mode=0755,size=\(consoleLogMiB)m")
     ]
 
-    /// Where xenconsoled writes each guest's console log.
+    /// Where consoled writes each guest's console log and hypervisor.log.
     public static let consoleLogDirectory = "/var/log/xen/console"
 
     /// The size of the guest console logs' file system, in MiB.

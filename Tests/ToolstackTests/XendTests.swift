@@ -514,15 +514,6 @@ import XenStore
         }
     }
 
-    @Test func consoleEscapeSplitsInput() {
-        let input: [UInt8] = [0x61, 0x62, ConsoleAttach.escape, 0x63]
-        let (forward, detach) = ConsoleAttach.split(input[...])
-        #expect(Array(forward) == [0x61, 0x62])
-        #expect(detach)
-        let plain = ConsoleAttach.split([0x61][...])
-        #expect(!plain.detach && Array(plain.forward) == [0x61])
-    }
-
     @Test func specCodecRoundTripsTheSeedConfigs() throws {
         for text in [Seed.debian1, Seed.netbsd, Seed.freebsd] {
             var spec = try Seed.spec(text)

@@ -21,7 +21,7 @@ def boot(session):
     _, name = vm.run("proxenos xenstore read /local/domain/0/name")
     expect_equal("/local/domain/0/name", name.strip(), "Domain-0")
 
-    service = "xenconsoled"
+    service = "consoled"
     _, old = vm.run("pidof %s" % service)
     old = old.strip()
     if not old.isdigit():
@@ -287,7 +287,7 @@ def set_restart_guard(vm, seconds):
 def expect_crash_message(vm, name, panic=False):
     """The guest's own crash message is in its log, and with `panic` its
     kernel's panic too (checked for a preserved guest only: a destroyed
-    one's last ring contents may go with it before xenconsoled reads them)."""
+    one's last ring contents may go with it before consoled reads them)."""
     for text in ["proxenos-demo: crashing on purpose"] + (["Kernel panic"] if panic else []):
         if count_in_log(vm, name, text) == 0:
             raise Failure("%s's console log lacks %r" % (name, text))
@@ -498,7 +498,7 @@ def crash_loop_guard(vm):
 
 def console_flood(vm):
     """A guest writing to its console without pause fills only the guest
-    logs' own file system: xenconsoled and xend keep serving, /var keeps its
+    logs' own file system: consoled and xend keep serving, /var keeps its
     room and does not grow, nothing floods dom0's console, and the demo guest
     runs on: its ticks keep reaching its log while the flood fills the file
     system, its console answers through xm console once it is full, and its
@@ -537,7 +537,7 @@ def console_flood(vm):
                       "the file system (free KiB, tick): %r" % samples)
     print("smoke: lifecycle: demo ticked %d -> %d while the flood filled its log file system"
           % (filling[0], filling[-1]), flush=True)
-    # xenconsoled still serves: demo's console answers through xm console.
+    # consoled still serves: demo's console answers through xm console.
     # Its stdin is a pipe that closes after 15 s, which detaches it (no
     # Ctrl-] through the loaded serial line).
     status, out = vm.run("fc", timeout=180, check=False)
@@ -547,7 +547,7 @@ def console_flood(vm):
         raise Failure("demo's console gave no tick through xm console during the flood: %r"
                       % seen)
     vm.run("sleep 5", timeout=60)
-    for service in ("xenconsoled", "xend", "syslogd"):
+    for service in ("consoled", "xend", "syslogd"):
         status, out = vm.run("pidof %s" % service, check=False)
         if status != 0:
             raise Failure("%s is gone after the console flood" % service)
@@ -555,7 +555,7 @@ def console_flood(vm):
         raise Failure("xm list does not show the flooding guest")
     vm.run("dd if=/dev/zero of=/var/lib/xen/save/room bs=1k count=4096 2>&1 && "
            "rm /var/lib/xen/save/room")
-    # Nothing on /var grows with the flood (xenconsoled's own error log lives
+    # Nothing on /var grows with the flood (consoled's own log lives
     # on the bounded file system too).
     _, first = vm.run("du -skx /var | cut -f1")
     vm.run("sleep 10", timeout=60)
@@ -563,9 +563,9 @@ def console_flood(vm):
     if int(second.split()[-1]) - int(first.split()[-1]) > 64:
         raise Failure("/var grew from %s to %s KiB in 10 s of console flood"
                       % (first.strip(), second.strip()))
-    spam = vm.text(mark).count("xenconsoled:")
+    spam = vm.text(mark).count("consoled:")
     if spam:
-        raise Failure("xenconsoled wrote %d messages to the console during the flood" % spam)
+        raise Failure("consoled wrote %d messages to the console during the flood" % spam)
     vm.run("xm destroy flood", timeout=120)
     expect_gone(vm, "flood")
     vm.run("rm -f %s/filler %s/guest-flood.log" % (logs, logs))
@@ -580,3 +580,125 @@ def console_flood(vm):
 def last_tick_of(line):
     match = re.search(r"tick (\d+)", line)
     return int(match.group(1)) if match else -1
+
+
+# ---------------------------------------------------------------- console
+
+CONSOLE_STAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+
+
+def ticks_in(text):
+    return [int(n) for n in re.findall(r"proxenos-demo: tick (\d+)", text)]
+
+
+@scenario("console", session="console")
+def console(session):
+    """consoled: xm console on the demo guest shows its prompt and runs a
+    typed command; a spy sees the same and cannot type; --force takes write
+    access and the writer is told; the log holds timestamped lines and the
+    attach events; a flooding guest does not stop the demo guest's console
+    from answering within 1 s or its ticks from reaching its log; consoled
+    killed with SIGKILL comes back and the output written meanwhile is in
+    the log; the image has no xenconsoled."""
+    vm = session.vm
+    status, out = vm.run("ls /usr/lib/xen-4.17/bin/xenconsoled 2>&1; pidof xenconsoled",
+                         check=False)
+    if status == 0 or "No such file" not in out:
+        raise Failure("xenconsoled is still in the image: %r" % out)
+    vm.run("pidof consoled")
+    vm.run("xm create demo", timeout=400)
+    log = GUEST_LOG % "demo"
+    wait_until(vm, "grep -a -m1 'proxenos-demo: init reached' %s" % log,
+               lambda s, o: s == 0, 600, "the demo guest's init marker")
+
+    # A spy first (its stdin held open by sleep), then the writer on the
+    # serial console.
+    vm.run("(sleep 300 | xm console --spy demo > /tmp/spy.out 2>&1 &)")
+    wait_until(vm, "cat /tmp/spy.out", lambda s, o: "as a spy" in o, 60, "the spy to attach",
+               pause=1)
+    vm.send("xm console demo\n")
+    vm.expect(r"attached to demo \(domain \d+\) read-write", 60, "xm console attaching")
+    vm.send("\r")
+    vm.expect(r"# ", 60, "the guest's shell prompt")
+    vm.send("echo CONSOLE-$((6*7))-OK\r")
+    vm.expect(r"CONSOLE-42-OK", 60, "the typed command's output")
+    vm.send("\x1d.")
+    vm.expect(r"\[consoled\] detached", 60, "Ctrl-] . detaching")
+    vm.run("true", timeout=60)
+    wait_until(vm, "cat /tmp/spy.out", lambda s, o: "CONSOLE-42-OK" in o, 30,
+               "the spy to see the writer's command", pause=1)
+    # The spy types; nothing reaches the guest.
+    vm.run("(printf 'echo SPY-$((5*5))-TYPED\\r'; sleep 3) | xm console --spy demo "
+           "> /tmp/spy2.out 2>&1", timeout=60)
+    vm.run("sleep 3", timeout=30)
+    _, out = vm.run("grep -ac 'SPY-25-TYPED' %s; cat /tmp/spy2.out" % log, check=False)
+    if out.split()[0] != "0":
+        raise Failure("a spy's typing reached the guest: %r" % out)
+    if "ignored" not in out:
+        raise Failure("the spy was not told its input is ignored: %r" % out)
+
+    # --force from a second client bumps the first writer, who is told.
+    vm.run("(sleep 300 | xm console demo > /tmp/first.out 2>&1 &)")
+    wait_until(vm, "cat /tmp/first.out", lambda s, o: "read-write" in o, 60,
+               "the first writer to attach", pause=1)
+    vm.run("(sleep 300 | xm console --force demo > /tmp/second.out 2>&1 &)")
+    wait_until(vm, "cat /tmp/first.out", lambda s, o: "took write access" in o, 60,
+               "the first writer to be told it was bumped", pause=1)
+    _, out = vm.run("cat /tmp/second.out")
+    if "read-write" not in out:
+        raise Failure("the forced attach did not get write access: %r" % out)
+
+    _, text = vm.run("cat %s" % log)
+    for pattern, what in [(CONSOLE_STAMP + r"proxenos-demo: tick \d+", "timestamped ticks"),
+                          (CONSOLE_STAMP + r"\[consoled\] attach read-write by", "a write attach"),
+                          (CONSOLE_STAMP + r"\[consoled\] attach spy by", "a spy attach"),
+                          (CONSOLE_STAMP + r"\[consoled\] bump .* to spy by", "the bump"),
+                          (CONSOLE_STAMP + r"\[consoled\] detach ", "a detach")]:
+        if not re.search(pattern, text, re.M):
+            raise Failure("the guest log has no %s:\n%s" % (what, text[-2000:]))
+    vm.run("kill $(pidof sleep) 2>/dev/null; true")
+
+    # A guest printing without pause: the demo guest's console answers
+    # within 1 s and its ticks keep reaching its log.
+    vm.run("xm create demo name=flood 'extra=console=hvc0 proxenos.flood'", timeout=400)
+    wait_until(vm, "ls -l %s 2>/dev/null | awk '{print $5}'" % (GUEST_LOG % "flood"),
+               lambda s, o: s == 0 and o.strip().isdigit() and int(o.strip()) > 65536, 600,
+               "the flooding guest's log to grow")
+    before = last_tick(vm, "demo")
+    _, out = vm.run(
+        "rm -f /tmp/in /tmp/answer.out; mkfifo /tmp/in; "
+        "(xm console --replay 0 demo < /tmp/in > /tmp/answer.out 2>&1 &); exec 3>/tmp/in; "
+        "i=0; while ! grep -q read-write /tmp/answer.out && [ $i -lt 600 ]; do sleep 0.1; "
+        "i=$((i+1)); done; t0=$(%s); echo 'echo ANSWER-$((3*3))-OK' >&3; i=0; "
+        "while ! grep -q ANSWER-9-OK /tmp/answer.out && [ $i -lt 3000 ]; do i=$((i+1)); done; "
+        "t=$(%s); exec 3>&-; echo \"answered=$(echo \"$t $t0\" | awk '{printf \"%%.2f\", $1 - $2}')\""
+        % (UPTIME, UPTIME), timeout=180)
+    match = re.search(r"answered=([\d.]+)", out)
+    if not match or "ANSWER" not in vm.run("cat /tmp/answer.out", check=False)[1]:
+        raise Failure("the demo console did not answer during the flood: %r" % out)
+    answered = float(match.group(1))
+    if answered > 1.0:
+        raise Failure("the demo console answered after %.2f s during the flood (> 1 s)" % answered)
+    wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % log,
+               lambda s, o: last_tick_of(o) > before + 2, 60, "demo ticks during the flood")
+    status, _ = vm.run("true", timeout=30)
+    vm.run("xm destroy flood", timeout=120)
+    print("smoke: console: demo console answered in %.2f s during a flood" % answered, flush=True)
+
+    # consoled SIGKILLed: PID 1 brings it back; the ticks written while it
+    # was down reach the log, none lost.
+    _, old = vm.run("pidof consoled")
+    before = last_tick(vm, "demo")
+    vm.run("kill -9 %s" % old.strip())
+    vm.run("sleep 4", timeout=30)
+    wait_until(vm, "pidof consoled", lambda s, o: s == 0 and o.strip() != old.strip(), 60,
+               "consoled back after SIGKILL", pause=1)
+    wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % log,
+               lambda s, o: last_tick_of(o) > before + 6, 120, "ticks after consoled's restart")
+    _, text = vm.run("grep -a 'proxenos-demo: tick' %s | tail -40" % log)
+    ticks = [t for t in ticks_in(text) if t >= before]
+    missing = sorted(set(range(before, max(ticks) + 1)) - set(ticks))
+    if missing:
+        raise Failure("ticks %s are missing from the log across consoled's restart" % missing)
+    print("smoke: console: consoled restarted; ticks %d..%d all logged"
+          % (before, max(ticks)), flush=True)
