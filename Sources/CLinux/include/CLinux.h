@@ -40,6 +40,8 @@ int clinux_unblock_all_signals(void);
 #include "CLinuxXenStore.h"
 // The data-path runtime's epoll and eventfd.
 #include "CLinuxEpoll.h"
+// blkback's backing-file operations.
+#include "CLinuxBlock.h"
 
 #endif
 
