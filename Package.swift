@@ -102,6 +102,7 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
+                "BlockBackend", "XenDevices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

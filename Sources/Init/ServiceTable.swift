@@ -69,6 +69,13 @@ public enum ServiceTable {
             streams: .logFile("/var/log/xen/xenstored.log"),
             readyPath: xenstoredSocket,
             stopTimeout: .seconds(2)),
+        // The PV block backend, its own process (a fault there takes
+        // neither xend nor init along). After xenstored, which it needs;
+        // before xend in the table so it is stopped after it.
+        ServiceSpec(
+            name: "blkback",
+            argv: ["/usr/sbin/blkback"],
+            streams: .logFile("/var/log/xen/blkback.log")),
         ServiceSpec(
             name: "xenconsoled",
             argv: ["\(xenLibexec)/xenconsoled", "--interactive", "--log=guest"],
