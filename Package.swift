@@ -50,7 +50,10 @@ let package = Package(
         // in batches against a file or block device.
         .target(
             name: "BlockBackend",
-            dependencies: ["DataPath", "XenBus", "CLinux", "LinuxSystem", systemPackage]),
+            dependencies: [
+                "DataPath", "XenBus", "CLinux", "LinuxSystem", systemPackage,
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),

@@ -1,4 +1,5 @@
 import DataPath
+import Logging
 import XenBus
 
 /// blkback as a xenbus driver: serves every `backend/vbd/<domid>/<devid>`
@@ -30,6 +31,7 @@ public struct BlockDriver: BackendDeviceDriver {
     let openEventChannel: @Sendable () throws(XenBusError) -> any EventChannel
     let journalDirectory: String
     let budget: Int
+    let log: Logger
 
     /// `max-ring-page-order` we publish (16 pages, as Linux blkback).
     public static let maxRingPageOrder: UInt32 = 4
@@ -39,11 +41,14 @@ public struct BlockDriver: BackendDeviceDriver {
     ///   - openEventChannel: opens a new event channel handle (one per worker).
     ///   - journalDirectory: where ring journals live (tmpfs).
     ///   - budget: requests a ring may take per worker round.
+    ///   - logger: where resumed rings are reported.
     public init(
         grants: any GrantTable,
         openEventChannel: @escaping @Sendable () throws(XenBusError) -> any EventChannel,
-        journalDirectory: String = RingJournalFile.defaultDirectory, budget: Int = 64
+        journalDirectory: String = RingJournalFile.defaultDirectory, budget: Int = 64,
+        logger: Logger = Logger(label: "blkback")
     ) {
+        self.log = logger
         self.grants = grants
         self.openEventChannel = openEventChannel
         self.journalDirectory = journalDirectory
@@ -157,6 +162,12 @@ public struct BlockDriver: BackendDeviceDriver {
             mapping: mapping, journalFile: journal, identity: identity,
             resuming: device.isResuming)
         let recovered = backRing.recoveredJournal
+        if device.isResuming {
+            // The admin's evidence that a restart was seamless.
+            log.info(
+                "vbd \(device.key): resumed ring from \(recovered ? "its journal" : "the shared indices"), \(backRing.pendingRedo) requests to redo"
+            )
+        }
         let limits = BlockDiskLimits(
             sectors: storage.sectorCount, readOnly: storage.isReadOnly,
             discard: storage.discardSupport != nil,

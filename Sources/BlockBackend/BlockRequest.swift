@@ -166,7 +166,9 @@ public struct BlockRequestValidator {
             }
             sectors += UInt64(segment.lastSector - segment.firstSector) + 1
         }
-        guard inRange(raw.sector, sectors) else {
+        // An empty flush or barrier names no sectors: whatever its
+        // sector_number says, it touches none.
+        guard count == 0 || inRange(raw.sector, sectors) else {
             return reject(
                 raw, responseOperation, BlkifStatus.error,
                 "sectors \(raw.sector)+\(sectors) beyond the disk's \(limits.sectors)")

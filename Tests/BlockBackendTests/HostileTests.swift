@@ -243,6 +243,9 @@ struct HostileTests {
         indirect.indirectOperation = BlkifOperation.write
         indirect.indirectRefs[0] = GrantRef(4242)
         #expect(try status(indirect) == BlkifStatus.error, "ungranted indirect page")
+        var flush = BlkifRequest(operation: BlkifOperation.flushDiskCache, id: 4)
+        flush.sector = UInt64.max
+        #expect(try status(flush) == BlkifStatus.okay, "an empty flush names no sectors")
         #expect(rig.endpoint.statistics.rejected == 11)
         #expect(rig.endpoint.statistics.failed == 1, "the ungranted data ref fails its copy")
     }
