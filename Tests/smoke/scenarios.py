@@ -416,9 +416,11 @@ def blk(session):
     loaded): a file: disk of random data made in dom0 reads back with the
     same checksum, a pattern the guest writes is in the image after xm
     shutdown, a phy: loop device in mode r refuses writes in the guest, a
-    discard frees the file's blocks, and blkback SIGKILLed during a guest
-    write loop comes back: the loop ends with no failed write, the right
-    checksum and no I/O error in the guest's log."""
+    discard frees the file's blocks, blkback SIGKILLed during a guest
+    write loop comes back (the loop ends with no failed write, the right
+    checksum and no I/O error in the guest's log), and xm block-attach adds
+    a disk the guest reads, xm block-list shows it, xm block-detach removes
+    it."""
     vm = session.vm
     status, _ = vm.run("grep -q '^xen_blkback ' /proc/modules", check=False)
     if status == 0:
@@ -469,15 +471,18 @@ def blk(session):
     print("smoke: blk: read, read-only refusal, write and discard (%d -> %d blocks) done"
           % (before, after), flush=True)
 
-    blk_line(vm, "blk", "loop start", 300)
+    # Waited for, killed and checked in one dom0 command, so the kill lands
+    # at once while the loop still runs. PID 1 reports the kill on the
+    # console amid the output, hence the tagged count.
     old = pid.strip()
-    # Killed and checked in one command: the loop must still be running.
-    _, ended = vm.run("kill -9 %s; grep -a -c 'proxenos-blk: loop done' %s"
-                      % (old, GUEST_LOG % "blk"), check=False)
-    # PID 1 reports the kill on the console, amid the output: the count
-    # is the last line.
-    if ended.strip().splitlines()[-1:] != ["0"]:
-        raise Failure("the guest's write loop ended before blkback was killed")
+    _, ended = vm.run(
+        "i=0; while ! grep -a -q 'proxenos-blk: loop start' %s && [ $i -lt 3000 ]; do "
+        "sleep 0.1; i=$((i + 1)); done; kill -9 %s; "
+        "echo \"ended=$(grep -a -c 'proxenos-blk: loop done' %s)\""
+        % (GUEST_LOG % "blk", old, GUEST_LOG % "blk"), timeout=400, check=False)
+    match = re.search(r"ended=(\d+)", ended)
+    if not match or match.group(1) != "0":
+        raise Failure("blkback was not killed during the guest's write loop: %r" % ended)
     new = wait_until(vm, "pidof blkback", lambda s, o: s == 0 and o.strip() != old
                      and o.strip().isdigit(), 60, "blkback respawned after SIGKILL").strip()
     done = blk_line(vm, "blk", "loop done", 900)
@@ -489,6 +494,25 @@ def blk(session):
     print("smoke: blk: blkback %s SIGKILLed during the loop, %s took over (%s); loop clean"
           % (old, new, " / ".join(line.split("] ", 1)[-1] for line in resumed.splitlines())),
           flush=True)
+
+    # Hot plug: a third disk appears in the running guest and goes again.
+    vm.run("dd if=/dev/urandom of=%s/hot.img bs=1M count=2 2>/dev/null" % work, timeout=120)
+    _, hot_sum = vm.run("md5sum < %s/hot.img | cut -d' ' -f1" % work)
+    vm.run("xm block-attach blk file:%s/hot.img xvdc w" % work, timeout=120)
+    hot = blk_line(vm, "blk", "hot md5", 600)
+    expect_equal("the hot-plugged disk in the guest", hot, "=%s" % hot_sum.strip())
+    _, listed = vm.run("xm block-list blk")
+    rows = [line.split() for line in listed.splitlines()[1:] if line.strip()]
+    if [row[0] for row in rows] != ["51712", "51728", "51744"] or any(
+            row[3] != "4" for row in rows):
+        raise Failure("xm block-list after block-attach: %r" % listed)
+    vm.run("xm block-detach blk xvdc", timeout=180)
+    gone = blk_line(vm, "blk", "hot gone", 600)
+    expect_equal("the unplugged disk in the guest", gone, "=yes")
+    _, listed = vm.run("xm block-list blk")
+    rows = [line.split()[0] for line in listed.splitlines()[1:] if line.strip()]
+    expect_equal("xm block-list after block-detach", rows, ["51712", "51728"])
+    print("smoke: blk: xm block-attach, block-list and block-detach of xvdc", flush=True)
 
     vm.run("xm shutdown -w blk", timeout=600)
     expect_gone(vm, "blk")
