@@ -130,7 +130,12 @@ public final class FileStorage: BlockStorage {
     public let physicalSectorSize: Int
     public var isReadOnly: Bool { !backing.writable }
     public let discardSupport: BlockDiscardSupport?
-    private let descriptor: FileDescriptor
+    /// Whether I/O bypasses dom0's page cache (O_DIRECT): block devices
+    /// with 512-byte logical blocks, where every blkif request is aligned
+    /// (sector multiples, from a page-aligned bounce buffer at sector
+    /// offsets). Files go through the page cache (tmpfs has no O_DIRECT).
+    public let isDirect: Bool
+    private var descriptor: FileDescriptor
 
     // linux/fs.h: _IO(0x12, 119), _IO(0x12, 125), _IOR(0x12, 114, size_t).
     static let blkDiscard: UInt = 0x1277
@@ -162,6 +167,7 @@ public final class FileStorage: BlockStorage {
                 }
                 sectorCount = UInt64(max(0, status.st_size)) / UInt64(Blkif.sectorSize)
                 physicalSectorSize = Blkif.sectorSize
+                isDirect = false
                 // Hole punching keeps the size; every Linux file system we
                 // back disks with (tmpfs, ext4, xfs) has it, and a refusal
                 // at run time answers the guest "not supported".
@@ -180,6 +186,20 @@ public final class FileStorage: BlockStorage {
                 }
                 sectorCount = bytes / UInt64(Blkif.sectorSize)
                 let queue = Self.queueDirectory(status.st_rdev)
+                // One copy less (no dom0 page cache between the guest and
+                // the device), and a write is on the device when answered.
+                if Self.sysfsNumber("\(queue)/logical_block_size") == UInt64(Blkif.sectorSize),
+                    case .success(let direct) = retryingSyscall({
+                        clinux_open(path, flags | CLINUX_O_DIRECT, 0)
+                    })
+                {
+                    // The buffered descriptor was only for the size and type.
+                    _ = Glibc.close(fd)
+                    descriptor = FileDescriptor(rawValue: direct)
+                    isDirect = true
+                } else {
+                    isDirect = false
+                }
                 physicalSectorSize =
                     Self.sysfsNumber("\(queue)/physical_block_size").map(Int.init)
                     ?? Blkif.sectorSize

@@ -7,3 +7,5 @@
 int clinux_punch_hole(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
 }
+
+const int CLINUX_O_DIRECT = O_DIRECT;
