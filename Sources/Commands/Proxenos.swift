@@ -19,6 +19,7 @@ public struct Proxenos: ParsableCommand {
         ConsoledCommand.self,
         XmCommand.self,
         SelfTestCommand.self,
+        BlkbackCommand.self,
     ]
 
     public init() {}

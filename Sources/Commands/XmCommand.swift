@@ -20,6 +20,7 @@ struct XmCommand: ParsableCommand {
         subcommands: [
             Create.self, List.self, Console.self, Destroy.self, Shutdown.self, Reboot.self,
             Pause.self, Unpause.self, Save.self, Restore.self, Info.self, Dmesg.self, Help.self,
+            BlockAttach.self, BlockDetach.self, BlockList.self,
         ])
 
     /// Runs a subcommand body: errors go to stderr as `Error: ...` with

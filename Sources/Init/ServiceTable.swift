@@ -102,6 +102,13 @@ public enum ServiceTable {
                     + "running guests go on unmanaged and xend refuses new domains until "
                     + "the appliance reboots",
                 markerPath: xenstoreLossMarker)),
+        // The PV block backend, its own process (a fault there takes
+        // neither xend nor init along). After xenstored, which it needs;
+        // before xend in the table so it is stopped after it.
+        ServiceSpec(
+            name: "blkback",
+            argv: ["/usr/sbin/blkback"],
+            streams: .logFile("/var/log/xen/blkback.log")),
         ServiceSpec(
             name: "consoled",
             argv: ["/usr/sbin/consoled"],

@@ -42,6 +42,8 @@ int clinux_unblock_all_signals(void);
 #include "CLinuxEpoll.h"
 // consoled: timerfd, non-blocking accept, peer credentials.
 #include "CLinuxConsole.h"
+// blkback's backing-file operations.
+#include "CLinuxBlock.h"
 
 #endif
 

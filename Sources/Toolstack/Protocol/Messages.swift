@@ -23,6 +23,13 @@ public enum XendRequest: Sendable, Equatable {
     /// The pty of a domain's console, waiting up to `waitSeconds` for
     /// xenconsoled to publish it.
     case consoleTTY(domain: String, waitSeconds: Int)
+    /// Hot plug: add a disk to a running domain.
+    case blockAttach(domain: String, disk: DiskSpec)
+    /// Hot unplug a disk (`device`: its name, e.g. `xvdb`, or number);
+    /// `force` removes it even if the guest does not let go.
+    case blockDetach(domain: String, device: String, force: Bool)
+    /// A domain's disks as `xm block-list` prints them.
+    case blockList(domain: String)
 
     public var sxp: DomainSXP {
         switch self {
@@ -56,6 +63,18 @@ public enum XendRequest: Sendable, Equatable {
             return .list([.atom("dmesg"), sxpField("clear", clear ? 1 : 0)])
         case .consoleTTY(let domain, let wait):
             return .list([.atom("console"), sxpField("domain", domain), sxpField("wait", wait)])
+        case .blockAttach(let domain, let disk):
+            return .list([
+                .atom("block-attach"), sxpField("domain", domain),
+                sxpField("device", SpecCodec.encodeDisk(disk)),
+            ])
+        case .blockDetach(let domain, let device, let force):
+            return .list([
+                .atom("block-detach"), sxpField("domain", domain), sxpField("device", device),
+                sxpField("force", force ? 1 : 0),
+            ])
+        case .blockList(let domain):
+            return .list([.atom("block-list"), sxpField("domain", domain)])
         }
     }
 
@@ -110,6 +129,18 @@ public enum XendRequest: Sendable, Equatable {
                 throw .malformedMessage("console wait \(wait) s is out of range")
             }
             self = .consoleTTY(domain: try domain(), waitSeconds: wait)
+        case "block-attach":
+            guard let disk = sxp.children("device").first?.tail.first else {
+                throw .malformedMessage("(block-attach ...) carries no (device (vbd ...))")
+            }
+            self = .blockAttach(domain: try domain(), disk: try SpecCodec.decodeDisk(disk))
+        case "block-detach":
+            guard let device = sxp.field("device")?.stringValue, !device.isEmpty else {
+                throw .malformedMessage("(block-detach ...) names no (device ...)")
+            }
+            self = .blockDetach(domain: try domain(), device: device, force: flag("force"))
+        case "block-list":
+            self = .blockList(domain: try domain())
         case let head:
             throw .malformedMessage("unknown request '\(head ?? "?")'")
         }

@@ -25,25 +25,7 @@ public enum SpecCodec {
         vm.append(sxpField("on_poweroff", spec.onPoweroff.rawValue))
         vm.append(sxpField("on_reboot", spec.onReboot.rawValue))
         vm.append(sxpField("on_crash", spec.onCrash.rawValue))
-        for disk in spec.disks {
-            let kind: String
-            switch disk.source {
-            case .file: kind = "file"
-            case .phy: kind = "phy"
-            case .tapAio: kind = "tap:aio"
-            }
-            vm.append(
-                sxpField(
-                    "device",
-                    .list([
-                        .atom("vbd"), sxpField("uname", disk.uname),
-                        sxpField("source-type", kind), sxpField("source-path", disk.source.path),
-                        sxpField("dev", disk.dev), sxpField("virtual-device", disk.virtualDevice),
-                        sxpField("device-number", disk.deviceNumber),
-                        sxpField("device-type", disk.deviceType.rawValue),
-                        sxpField("mode", disk.mode.rawValue),
-                    ])))
-        }
+        for disk in spec.disks { vm.append(sxpField("device", encodeDisk(disk))) }
         for vif in spec.vifs {
             var entry: [DomainSXP] = [
                 .atom("vif"), sxpField("mac", vif.mac.description),
@@ -58,6 +40,24 @@ public enum SpecCodec {
             vm.append(sxpField("device", .list(entry)))
         }
         return .list(vm)
+    }
+
+    /// A disk as `(vbd (uname ...) ...)`, the form inside `(device ...)`.
+    static func encodeDisk(_ disk: DiskSpec) -> DomainSXP {
+        let kind: String
+        switch disk.source {
+        case .file: kind = "file"
+        case .phy: kind = "phy"
+        case .tapAio: kind = "tap:aio"
+        }
+        return .list([
+            .atom("vbd"), sxpField("uname", disk.uname),
+            sxpField("source-type", kind), sxpField("source-path", disk.source.path),
+            sxpField("dev", disk.dev), sxpField("virtual-device", disk.virtualDevice),
+            sxpField("device-number", disk.deviceNumber),
+            sxpField("device-type", disk.deviceType.rawValue),
+            sxpField("mode", disk.mode.rawValue),
+        ])
     }
 
     /// Decodes and checks a `(vm ...)` expression. Everything is validated:
@@ -152,7 +152,7 @@ public enum SpecCodec {
         }
     }
 
-    private static func decodeDisk(_ body: DomainSXP) throws(ToolstackError) -> DiskSpec {
+    static func decodeDisk(_ body: DomainSXP) throws(ToolstackError) -> DiskSpec {
         func string(_ key: String) throws(ToolstackError) -> String {
             guard let value = body.field(key)?.stringValue, !value.isEmpty else {
                 throw .invalidSpec("a vbd lacks (\(key) ...)")

@@ -118,6 +118,14 @@ public actor Xend {
                 return .text(try hypervisor.consoleRing(clear: clear))
             case .consoleTTY(let name, let wait):
                 return .tty(try await consoleTTY(name, waitSeconds: wait))
+            case .blockAttach(let name, let disk):
+                try await blockAttach(name, disk: disk)
+                return .done
+            case .blockDetach(let name, let device, let force):
+                try await blockDetach(name, device: device, force: force)
+                return .done
+            case .blockList(let name):
+                return .text(BlockListTable.render(try await blockList(name)))
             }
         } catch let error as ToolstackError {
             log.warning("\(request.sxp.head ?? "request") failed: \(error)")

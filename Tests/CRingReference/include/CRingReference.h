@@ -82,4 +82,13 @@ int cref_back_prod_overflow(const cref_back *ring, uint32_t prod);
 /// RING_REQUEST_CONS_OVERFLOW(ring, req_cons).
 int cref_back_cons_overflow(const cref_back *ring);
 
+/// io/blkif.h's layout in one ABI (x86_32 nonzero: the i386 layout), in
+/// this order: request size, alignment, response size, alignment;
+/// read/write id, sector_number, seg; discard id, sector_number,
+/// nr_sectors; indirect id, sector_number, handle, indirect_grefs;
+/// response id, operation, status; sizeof the indirect request; discard
+/// flag; indirect nr_segments; sizeof the ring entry union.
+#define CREF_BLKIF_ABI_FIELDS 21
+void cref_blkif_abi_layout(int x86_32, size_t out[CREF_BLKIF_ABI_FIELDS]);
+
 #endif
