@@ -33,6 +33,8 @@ let package = Package(
 
         // MARK: OS wrappers
         .target(name: "LinuxSystem", dependencies: ["CLinux", systemPackage]),
+        // TAP devices with virtio headers and offloads, and packet I/O on them.
+        .target(name: "TapDevice", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
 
         // MARK: pure protocol and format code, with their I/O
         .target(name: "XenStore", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
@@ -42,7 +44,8 @@ let package = Package(
         ),
         // The data-path runtime: one worker loop (thread, epoll, its own
         // event channel handle) for every backend, and ring journals on /run.
-        .target(name: "DataPath", dependencies: ["XenBus", "CLinux", "LinuxSystem", systemPackage]),
+        .target(
+            name: "DataPath", dependencies: ["XenBus", "CLinux", "LinuxSystem", systemPackage]),
         // The echo ring: the smallest complete backend, the template for the
         // others and the selftest's subject.
         .target(name: "EchoBackend", dependencies: ["DataPath", "XenBus", "LinuxSystem"]),
@@ -99,7 +102,8 @@ let package = Package(
         .target(
             name: "Commands",
             dependencies: [
-                "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
+                "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig",
+                "SelfTest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -135,6 +139,9 @@ let package = Package(
                 "CAllocationCounter",
             ]
         ),
+        .testTarget(
+            name: "TapDeviceTests",
+            dependencies: ["TapDevice", "NetBackend", "CLinux", "LinuxSystem", systemPackage]),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
         .testTarget(
             name: "ToolstackTests",
