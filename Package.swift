@@ -52,6 +52,14 @@ let package = Package(
         // netback's protocol: netif messages, TX slots gathered into packets,
         // received packets planned into posted buffers (pure).
         .target(name: "NetBackend", dependencies: ["XenBus"]),
+        // netback: a vif's queues on the data-path runtime (TX and RX rings,
+        // batched grant copy, the TAP) and its xenbus driver.
+        .target(
+            name: "VifBackend",
+            dependencies: [
+                "NetBackend", "DataPath", "XenBus", "TapDevice", "NetConf", systemPackage,
+            ]
+        ),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
@@ -137,6 +145,13 @@ let package = Package(
             dependencies: [
                 "XenDevices", "XenBus", "XenStore", "InMemoryXenStore", "CXen",
                 "CAllocationCounter",
+            ]
+        ),
+        .testTarget(
+            name: "VifBackendTests",
+            dependencies: [
+                "VifBackend", "NetBackend", "XenBus", "XenBusTesting", "TapDevice", "NetConf",
+                "CLinux", systemPackage,
             ]
         ),
         .testTarget(
