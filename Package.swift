@@ -151,12 +151,14 @@ let package = Package(
             name: "VifBackendTests",
             dependencies: [
                 "VifBackend", "NetBackend", "XenBus", "XenBusTesting", "TapDevice", "NetConf",
-                "CLinux", systemPackage,
+                "NetnsTesting", systemPackage,
             ]
         ),
+        // Network namespaces of a test's own, and threads inside them.
+        .target(name: "NetnsTesting", dependencies: ["CLinux"], path: "Tests/NetnsTesting"),
         .testTarget(
             name: "TapDeviceTests",
-            dependencies: ["TapDevice", "NetBackend", "CLinux", "LinuxSystem", systemPackage]),
+            dependencies: ["TapDevice", "NetBackend", "NetnsTesting", "LinuxSystem", systemPackage]),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
         .testTarget(
             name: "ToolstackTests",

@@ -1,5 +1,6 @@
 import Foundation
 import NetBackend
+import NetnsTesting
 import SystemPackage
 import TapDevice
 import Testing

@@ -7,15 +7,16 @@ import Synchronization
 #endif
 
 /// Host integration needs root: it creates network namespaces.
-let runningAsRoot = getuid() == 0
+public let runningAsRoot = getuid() == 0
 
-struct NamespaceError: Error, CustomStringConvertible {
-    var description: String
+public struct NamespaceError: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Runs a program; returns its exit status and standard output.
 @discardableResult
-func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+public func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -33,11 +34,11 @@ func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
 /// with a way to run code on a thread inside it: a TAP device is created in
 /// the namespace of the thread that opens it, so the host's own network is
 /// never touched.
-final class NetworkNamespace: Sendable {
+public final class NetworkNamespace: Sendable {
     private static let counter = Atomic<Int>(0)
-    let name: String
+    public let name: String
 
-    init() throws {
+    public init() throws {
         let number = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
         name = "pxnb-\(getpid() % 100_000)-\(number)"
         guard try run(["ip", "netns", "add", name]).status == 0 else {
@@ -48,7 +49,7 @@ final class NetworkNamespace: Sendable {
 
     /// `ip -n NAME ARGS`, which must succeed.
     @discardableResult
-    func ip(_ arguments: String...) throws -> String {
+    public func ip(_ arguments: String...) throws -> String {
         let result = try run(["ip", "-n", name] + arguments)
         guard result.status == 0 else {
             throw NamespaceError(
@@ -59,13 +60,13 @@ final class NetworkNamespace: Sendable {
 
     /// Runs a program inside the namespace.
     @discardableResult
-    func exec(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    public func exec(_ arguments: [String]) throws -> (status: Int32, output: String) {
         try run(["ip", "netns", "exec", name] + arguments)
     }
 
     /// Runs `body` on a new thread that entered this namespace (setns), and
     /// waits for it.
-    func inside<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+    public func inside<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
         let result = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         let path = "/var/run/netns/\(name)"
@@ -86,7 +87,7 @@ final class NetworkNamespace: Sendable {
         return try result.withLock { $0! }.get()
     }
 
-    func destroy() {
+    public func destroy() {
         _ = try? run(["ip", "netns", "delete", name])
     }
 }
