@@ -111,7 +111,7 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig",
-                "SelfTest",
+                "SelfTest", "VifBackend", "XenDevices", "XenBus", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

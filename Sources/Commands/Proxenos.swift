@@ -18,6 +18,7 @@ public struct Proxenos: ParsableCommand {
         XendCommand.self,
         XmCommand.self,
         SelfTestCommand.self,
+        NetbackCommand.self,
     ]
 
     public init() {}

@@ -76,6 +76,12 @@ public enum ServiceTable {
             // has filled it, xenconsoled reports every failed write (about
             // 6 KB/s measured), which must not grow /var without end.
             streams: .logFile("\(SystemLayout.consoleLogDirectory)/xenconsoled.log")),
+        // The PV network backend: announces itself under
+        // /proxenos/backend/vif, after which xend writes vif trees.
+        ServiceSpec(
+            name: "netback",
+            argv: ["/usr/sbin/netback"],
+            streams: .logFile("/var/log/xen/netback.log")),
         ServiceSpec(
             name: "xend",
             argv: ["/usr/sbin/xend"],
