@@ -226,6 +226,7 @@ final class VifQueue {
         case .success(true):
             counters.txPackets.add(1)
             counters.txBytes.add(packet.length)
+            if packet.segmentation != nil { counters.txGSOPackets.add(1) }
             return .okay
         case .success(false), .failure:
             // A full or downed TAP drops the packet, as a congested NIC would.
@@ -339,6 +340,10 @@ final class VifQueue {
             if okay {
                 counters.rxPackets.add(1)
                 counters.rxBytes.add(planned.length)
+                if planned.plan.requestsUsed > planned.plan.copies.count {
+                    // A descriptor slot was used: the packet carries GSO.
+                    counters.rxGSOPackets.add(1)
+                }
             } else {
                 counters.rxGrantErrors.add(1)
             }

@@ -195,6 +195,7 @@ struct VifBackendTests {
             })
         #expect(responses[1].status == NetifStatus.null.rawValue)
         #expect(responses.filter { $0.status == NetifStatus.okay.rawValue }.map(\.id) == ids)
+        #expect(rig.counters("vif6.0")?.txGSOPackets == 1)
         await rig.stop()
     }
 
@@ -233,7 +234,7 @@ struct VifBackendTests {
             + guest.bytes(of: responses[4])
         #expect(reassembled == large)
         let counters = try #require(rig.counters("vif7.0"))
-        #expect(counters.rxPackets == 2 && counters.rxBytes == 9100)
+        #expect(counters.rxPackets == 2 && counters.rxBytes == 9100 && counters.rxGSOPackets == 1)
         await rig.stop()
     }
 
