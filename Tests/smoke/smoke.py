@@ -25,11 +25,17 @@ class Failure(Exception):
     """A check that did not hold: the message says what was expected."""
 
 
-def scenario(name, session="shared"):
+OPT_IN = set()
+
+
+def scenario(name, session="shared", default=True):
     """Registers a scenario. `session` names the QEMU session it needs:
-    scenarios of the same session share one boot."""
+    scenarios of the same session share one boot. A scenario with
+    default=False runs only when named in --only (not yet passing)."""
     def register(function):
         SCENARIOS[name] = (function, session)
+        if not default:
+            OPT_IN.add(name)
         return function
     return register
 
@@ -197,9 +203,10 @@ def main():
 
     if args.list:
         for name, (_, session) in SCENARIOS.items():
-            print("%s (session %s)" % (name, session))
+            print("%s (session %s)%s" % (name, session, " (only with --only)" if name in OPT_IN else ""))
         return 0
-    names = list(SCENARIOS) if not args.only else args.only.split(",")
+    names = ([n for n in SCENARIOS if n not in OPT_IN] if not args.only
+             else args.only.split(","))
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         print("smoke: unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(SCENARIOS)))
