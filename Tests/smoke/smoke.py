@@ -25,17 +25,11 @@ class Failure(Exception):
     """A check that did not hold: the message says what was expected."""
 
 
-OPT_IN = set()
-
-
-def scenario(name, session="shared", default=True):
+def scenario(name, session="shared"):
     """Registers a scenario. `session` names the QEMU session it needs:
-    scenarios of the same session share one boot. A scenario with
-    default=False runs only when named in --only (not yet passing)."""
+    scenarios of the same session share one boot."""
     def register(function):
         SCENARIOS[name] = (function, session)
-        if not default:
-            OPT_IN.add(name)
         return function
     return register
 
@@ -203,10 +197,9 @@ def main():
 
     if args.list:
         for name, (_, session) in SCENARIOS.items():
-            print("%s (session %s)%s" % (name, session, " (only with --only)" if name in OPT_IN else ""))
+            print("%s (session %s)" % (name, session))
         return 0
-    names = ([n for n in SCENARIOS if n not in OPT_IN] if not args.only
-             else args.only.split(","))
+    names = list(SCENARIOS) if not args.only else args.only.split(",")
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         print("smoke: unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(SCENARIOS)))
