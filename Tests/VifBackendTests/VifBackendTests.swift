@@ -343,6 +343,60 @@ struct VifBackendTests {
         await rig.stop()
     }
 
+    @Test("a packet whose more_data never ends closes that vif")
+    func endlessPacket() async throws {
+        let rig = Rig()
+        rig.start()
+        let guest = try await rig.guest(domain: 15)
+        #expect(await rig.connected(guest))
+        let page = rig.grants.grant(from: DomainID(15), pages: 1, writable: false)
+        for id in 0..<(TxAssembler.fatalSlots + 1) {
+            try guest.rawTransmit(
+                NetTxRequest(
+                    gref: page.refs[0], offset: 0, flags: [.moreData], id: UInt16(id), size: 100))
+        }
+        guest.pushTransmit()
+        #expect(await eventually { guest.backendState == "5" })
+        #expect(rig.store.value(guest.layout.errorNode)?.contains("without an end") == true)
+        await rig.stop()
+    }
+
+    @Test("two queues: each has its rings, its worker and its TAP queue")
+    func twoQueues() async throws {
+        let rig = Rig()
+        rig.start()
+        let layout = FakeDeviceLayout(deviceType: "vif", frontendDomain: DomainID(16), deviceID: 0)
+        layout.create(in: rig.store, backendNodes: ["mac": "00:16:3e:00:00:10"])
+        let first = try FakeNetfront(
+            layout: layout, store: rig.store, grants: rig.grants, events: rig.events,
+            queuePrefix: "queue-0/")
+        let second = try FakeNetfront(
+            layout: layout, store: rig.store, grants: rig.grants, events: rig.events,
+            queuePrefix: "queue-1/")
+        first.store.set("\(layout.frontendPath)/multi-queue-num-queues", "2")
+        #expect(await eventually { first.backendState == "2" })
+        #expect(await rig.connected(first))
+        #expect(rig.network.planList.first?.queueCount == 2)
+        let one = tcpFrame(length: 120, seed: 1)
+        let two = tcpFrame(length: 130, seed: 2)
+        try first.transmit(one)
+        try second.transmit(two)
+        #expect(
+            await eventually { rig.network.received("vif16.0", queue: 0).contains { $0.1 == one } })
+        #expect(
+            await eventually { rig.network.received("vif16.0", queue: 1).contains { $0.1 == two } })
+        try second.postBuffers(2)
+        #expect(rig.network.send("vif16.0", header: VirtioNetHeader(), frame: one, queue: 1))
+        var responses: [NetRxResponse] = []
+        #expect(
+            await eventually {
+                responses += (try? second.receiveResponses()) ?? []
+                return responses.count == 1
+            })
+        #expect(second.bytes(of: responses[0]) == one)
+        await rig.stop()
+    }
+
     @Test("a frontend without request-rx-copy or with too many queues is refused with a reason")
     func refusals() async throws {
         let rig = Rig()
