@@ -116,8 +116,14 @@ public struct ChecksumLocation: Sendable, Equatable {
     public var isIPv6: Bool
     /// Bytes up to the end of the transport header (TCP: with options).
     public var headersLength: Int
+    /// Offset of the IP header (after Ethernet and VLAN tags).
+    public var networkStart: Int
 
-    public init(start: Int, offset: Int, transport: Transport, isIPv6: Bool, headersLength: Int) {
+    public init(
+        start: Int, offset: Int, transport: Transport, isIPv6: Bool, headersLength: Int,
+        networkStart: Int = 14
+    ) {
+        self.networkStart = networkStart
         self.start = start
         self.offset = offset
         self.transport = transport
@@ -187,12 +193,13 @@ public struct ChecksumLocation: Sendable, Equatable {
             return .success(
                 ChecksumLocation(
                     start: l4, offset: 16, transport: .tcp, isIPv6: isIPv6,
-                    headersLength: l4 + length))
+                    headersLength: l4 + length, networkStart: l3))
         case 17:
             guard packet.count >= l4 + 8 else { return .failure(.truncated("UDP header")) }
             return .success(
                 ChecksumLocation(
-                    start: l4, offset: 6, transport: .udp, isIPv6: isIPv6, headersLength: l4 + 8))
+                    start: l4, offset: 6, transport: .udp, isIPv6: isIPv6, headersLength: l4 + 8,
+                    networkStart: l3))
         default:
             return .failure(.unsupported("IP protocol \(protocolNumber)"))
         }
@@ -222,25 +229,27 @@ public enum OffloadTranslation {
     /// The virtio header for a packet a guest transmitted, whose first bytes
     /// (at least its headers, in private memory) are `packet`. A packet with
     /// a blank checksum or GSO gets `needsChecksum` at its transport header;
-    /// one the guest validated gets `dataValid`. Throws the reason to drop
-    /// it: a blank checksum the headers cannot place, a GSO type that does
-    /// not match the headers, or GSO without a blank checksum (what Linux
-    /// netfront never sends; the pseudo-header sum would be missing).
+    /// one the guest validated gets `dataValid`. GSO without a blank
+    /// checksum (Linux netfront never sends it, Windows frontends may) is
+    /// made partial as Linux netback does: the pseudo-header sum is written
+    /// into the checksum field, in `packet` (private memory). Fails with the
+    /// reason to drop it: a checksum the headers cannot place, or a GSO type
+    /// that does not match the headers.
     public static func header(
-        forTransmitted packet: UnsafeRawBufferPointer, checksum: NetTxFlags,
+        forTransmitted packet: UnsafeMutableRawBufferPointer, checksum: NetTxFlags,
         segmentation: TxPacket.Segmentation?
     ) -> Result<VirtioNetHeader, OffloadError> {
         guard checksum.contains(.checksumBlank) || segmentation != nil else {
             return .success(
                 VirtioNetHeader(flags: checksum.contains(.dataValidated) ? [.dataValid] : []))
         }
-        guard checksum.contains(.checksumBlank) else {
-            return .failure(.gsoWithoutChecksumBlank)
-        }
         let location: ChecksumLocation
-        switch ChecksumLocation.find(in: packet) {
+        switch ChecksumLocation.find(in: UnsafeRawBufferPointer(packet)) {
         case .success(let found): location = found
         case .failure(let reason): return .failure(.checksum(reason))
+        }
+        if !checksum.contains(.checksumBlank) {
+            writePseudoHeaderSum(into: packet, at: location)
         }
         var header = VirtioNetHeader(
             flags: [.needsChecksum], checksumStart: UInt16(location.start),
@@ -256,6 +265,37 @@ public enum OffloadTranslation {
             header.headerLength = UInt16(location.headersLength)
         }
         return .success(header)
+    }
+
+    /// Writes the folded pseudo-header sum (addresses, protocol, transport
+    /// length) into the checksum field at `location`: what a partial
+    /// checksum holds there for the stack to complete (`csum_tcpudp_magic`
+    /// / `csum_ipv6_magic`, uncomplemented).
+    public static func writePseudoHeaderSum(
+        into packet: UnsafeMutableRawBufferPointer, at location: ChecksumLocation
+    ) {
+        let field = location.start + location.offset
+        guard field + 2 <= packet.count else { return }
+        var sum: UInt32 = 0
+        func add(_ from: Int, _ count: Int) {
+            var index = from
+            while index + 1 < from + count {
+                sum += UInt32(packet[index]) << 8 | UInt32(packet[index + 1])
+                index += 2
+            }
+        }
+        let length = UInt32(packet.count - location.start)
+        let protocolNumber: UInt32 = location.transport == .tcp ? 6 : 17
+        if location.isIPv6 {
+            add(location.networkStart + 8, 32)  // source and destination
+            sum += (length >> 16) + (length & 0xFFFF) + protocolNumber
+        } else {
+            add(location.networkStart + 12, 8)  // source and destination
+            sum += protocolNumber + length
+        }
+        while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
+        packet[field] = UInt8(sum >> 8)
+        packet[field + 1] = UInt8(sum & 0xFF)
     }
 
     /// What a packet read from the TAP tells the guest: its RX checksum
@@ -305,14 +345,12 @@ public struct ReceiveOffload: Sendable, Equatable {
 /// dropped and counted).
 public enum OffloadError: Error, Sendable, Equatable, CustomStringConvertible {
     case checksum(ChecksumLocationError)
-    case gsoWithoutChecksumBlank
     case gsoMismatch(NetExtraInfo.GSOType)
     case unsupportedReceiveGSO(UInt8)
 
     public var description: String {
         switch self {
         case .checksum(let reason): return "blank checksum: \(reason)"
-        case .gsoWithoutChecksumBlank: return "GSO packet without a blank checksum"
         case .gsoMismatch(let type): return "GSO type \(type) does not match the packet's headers"
         case .unsupportedReceiveGSO(let raw): return "GSO type \(raw) cannot be passed to a guest"
         }

@@ -205,7 +205,8 @@ final class VifQueue {
         }
         // The bytes are in our bounce buffer now: the guest can no longer
         // change what the header is computed from.
-        let frame = UnsafeRawBufferPointer(rebasing: txBounce[offset..<(offset + packet.length)])
+        let frame = UnsafeMutableRawBufferPointer(
+            rebasing: txBounce[offset..<(offset + packet.length)])
         let header: VirtioNetHeader
         switch OffloadTranslation.header(
             forTransmitted: frame, checksum: packet.checksum, segmentation: packet.segmentation)
@@ -220,7 +221,7 @@ final class VifQueue {
             header.encode(into: raw)
             return PacketIO.write(
                 tap, header: UnsafeRawBufferPointer(rebasing: raw[0..<VirtioNetHeader.size]),
-                frame: frame)
+                frame: UnsafeRawBufferPointer(frame))
         }
         switch written {
         case .success(true):

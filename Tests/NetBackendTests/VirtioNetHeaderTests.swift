@@ -111,15 +111,15 @@ struct VirtioNetHeaderTests {
 
     @Test("TX: a blank checksum becomes NEEDS_CSUM at the transport header, GSO its type and size")
     func transmit() throws {
-        let tcp = ipv4Frame(
+        var tcp = ipv4Frame(
             protocolNumber: 6, transport: tcpHeader() + [UInt8](repeating: 7, count: 100))
-        let plain = try tcp.withUnsafeBytes {
+        let plain = try tcp.withUnsafeMutableBytes {
             try OffloadTranslation.header(
                 forTransmitted: $0, checksum: [.dataValidated], segmentation: nil
             ).get()
         }
         #expect(plain == VirtioNetHeader(flags: [.dataValid]))
-        let gso = try tcp.withUnsafeBytes {
+        let gso = try tcp.withUnsafeMutableBytes {
             try OffloadTranslation.header(
                 forTransmitted: $0, checksum: [.checksumBlank, .dataValidated],
                 segmentation: TxPacket.Segmentation(type: .tcpv4, segmentSize: 1448)
@@ -130,20 +130,47 @@ struct VirtioNetHeaderTests {
                 == VirtioNetHeader(
                     flags: [.needsChecksum], gsoType: .tcpv4, headerLength: 54, gsoSize: 1448,
                     checksumStart: 34, checksumOffset: 16))
-        // A guest claiming TCPv6 segmentation of an IPv4 packet, or GSO
-        // without the blank checksum, is dropped.
-        let wrong = tcp.withUnsafeBytes {
+        #expect(tcp[50] == 0 && tcp[51] == 0, "a blank checksum is left as the guest wrote it")
+        // A guest claiming TCPv6 segmentation of an IPv4 packet is dropped.
+        let wrong = tcp.withUnsafeMutableBytes {
             OffloadTranslation.header(
                 forTransmitted: $0, checksum: [.checksumBlank],
                 segmentation: TxPacket.Segmentation(type: .tcpv6, segmentSize: 1448))
         }
         #expect(wrong == .failure(.gsoMismatch(.tcpv6)))
-        let unblank = tcp.withUnsafeBytes {
-            OffloadTranslation.header(
+    }
+
+    @Test("TX: GSO without a blank checksum is made partial: the pseudo-header sum is written")
+    func transmitFixup() throws {
+        var tcp = ipv4Frame(
+            protocolNumber: 6, transport: tcpHeader() + [UInt8](repeating: 7, count: 100))
+        let header = try tcp.withUnsafeMutableBytes {
+            try OffloadTranslation.header(
                 forTransmitted: $0, checksum: [],
-                segmentation: TxPacket.Segmentation(type: .tcpv4, segmentSize: 1448))
+                segmentation: TxPacket.Segmentation(type: .tcpv4, segmentSize: 1448)
+            ).get()
         }
-        #expect(unblank == .failure(.gsoWithoutChecksumBlank))
+        #expect(header.flags == [.needsChecksum] && header.gsoType == .tcpv4)
+        // 10.0.0.2 → 10.0.0.1, protocol 6, TCP length 120: summed by hand.
+        let expected: UInt32 = 0x0a00 + 0x0002 + 0x0a00 + 0x0001 + 6 + 120
+        #expect(UInt32(tcp[50]) << 8 | UInt32(tcp[51]) == expected)
+        // IPv6: addresses ::1 → ::2, next header TCP, length 20.
+        var frame: [UInt8] = [
+            0, 0x16, 0x3e, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0x86, 0xdd,
+        ]
+        var ip = [UInt8](repeating: 0, count: 40)
+        ip[0] = 0x60
+        ip[6] = 6
+        ip[23] = 1
+        ip[39] = 2
+        frame += ip + tcpHeader()
+        _ = try frame.withUnsafeMutableBytes {
+            try OffloadTranslation.header(
+                forTransmitted: $0, checksum: [],
+                segmentation: TxPacket.Segmentation(type: .tcpv6, segmentSize: 1400)
+            ).get()
+        }
+        #expect(UInt32(frame[70]) << 8 | UInt32(frame[71]) == 1 + 2 + 20 + 6)
     }
 
     @Test(
