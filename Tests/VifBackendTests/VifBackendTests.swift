@@ -343,6 +343,36 @@ struct VifBackendTests {
         await rig.stop()
     }
 
+    @Test("RX into buffers the guest revoked: error responses, counted, the vif stays up")
+    func receiveBadBuffers() async throws {
+        let rig = Rig()
+        rig.start()
+        let guest = try await rig.guest(domain: 17)
+        #expect(await rig.connected(guest))
+        try guest.postBuffers(1)
+        for page in guest.rxBuffers.values { rig.grants.revoke(page.refs[0]) }
+        #expect(rig.network.send("vif17.0", header: VirtioNetHeader(), frame: tcpFrame(length: 90)))
+        var responses: [NetRxResponse] = []
+        #expect(
+            await eventually {
+                responses += (try? guest.receiveResponses()) ?? []
+                return responses.count == 1
+            })
+        #expect(responses.first?.status == NetifStatus.error.rawValue)
+        #expect(rig.counters("vif17.0")?.rxGrantErrors == 1)
+        try guest.postBuffers(1)
+        let frame = tcpFrame(length: 91, seed: 3)
+        #expect(rig.network.send("vif17.0", header: VirtioNetHeader(), frame: frame))
+        #expect(
+            await eventually {
+                responses += (try? guest.receiveResponses()) ?? []
+                return responses.count == 2
+            })
+        #expect(guest.bytes(of: responses[1]) == frame)
+        #expect(guest.backendState == "4")
+        await rig.stop()
+    }
+
     @Test("a packet whose more_data never ends closes that vif")
     func endlessPacket() async throws {
         let rig = Rig()
