@@ -33,6 +33,8 @@ let package = Package(
 
         // MARK: OS wrappers
         .target(name: "LinuxSystem", dependencies: ["CLinux", systemPackage]),
+        // TAP devices with virtio headers and offloads, and packet I/O on them.
+        .target(name: "TapDevice", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
 
         // MARK: pure protocol and format code, with their I/O
         .target(name: "XenStore", dependencies: ["CLinux", "LinuxSystem", systemPackage]),
@@ -42,7 +44,8 @@ let package = Package(
         ),
         // The data-path runtime: one worker loop (thread, epoll, its own
         // event channel handle) for every backend, and ring journals on /run.
-        .target(name: "DataPath", dependencies: ["XenBus", "CLinux", "LinuxSystem", systemPackage]),
+        .target(
+            name: "DataPath", dependencies: ["XenBus", "CLinux", "LinuxSystem", systemPackage]),
         // The echo ring: the smallest complete backend, the template for the
         // others and the selftest's subject.
         .target(name: "EchoBackend", dependencies: ["DataPath", "XenBus", "LinuxSystem"]),
@@ -66,6 +69,14 @@ let package = Package(
                 "DataPath", "XenBus", "CLinux", "LinuxSystem", systemPackage,
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // netback: a vif's queues on the data-path runtime (TX and RX rings,
+        // batched grant copy, the TAP) and its xenbus driver.
+        .target(
+            name: "VifBackend",
+            dependencies: [
+                "NetBackend", "DataPath", "XenBus", "TapDevice", "NetConf", systemPackage,
+            ]
+        ),
         .target(
             name: "XenDevices",
             dependencies: ["XenBus", "XenStore", "CXen", "LinuxSystem", systemPackage]),
@@ -117,7 +128,7 @@ let package = Package(
             name: "Commands",
             dependencies: [
                 "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
-                "BlockBackend", "Consoled", "DataPath", "XenBus", "XenDevices",
+                "BlockBackend", "Consoled", "DataPath", "VifBackend", "XenBus", "XenDevices", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -166,6 +177,18 @@ let package = Package(
                 "LinuxSystem", systemPackage,
             ]
         ),
+        .testTarget(
+            name: "VifBackendTests",
+            dependencies: [
+                "VifBackend", "NetBackend", "XenBus", "XenBusTesting", "TapDevice", "NetConf",
+                "NetnsTesting", systemPackage,
+            ]
+        ),
+        // Network namespaces of a test's own, and threads inside them.
+        .target(name: "NetnsTesting", dependencies: ["CLinux"], path: "Tests/NetnsTesting"),
+        .testTarget(
+            name: "TapDeviceTests",
+            dependencies: ["TapDevice", "NetBackend", "NetnsTesting", "LinuxSystem", systemPackage]),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
         .testTarget(
             name: "ToolstackTests",

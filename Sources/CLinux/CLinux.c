@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 
 const int CLINUX_REBOOT_CMD_POWER_OFF = LINUX_REBOOT_CMD_POWER_OFF;
 const int CLINUX_REBOOT_CMD_RESTART = LINUX_REBOOT_CMD_RESTART;
@@ -89,3 +90,5 @@ int clinux_interface_up(const char *name) {
     errno = saved;
     return result;
 }
+
+int clinux_setns_network(int fd) { return setns(fd, CLONE_NEWNET); }

@@ -20,6 +20,7 @@ public struct Proxenos: ParsableCommand {
         XmCommand.self,
         SelfTestCommand.self,
         BlkbackCommand.self,
+        NetbackCommand.self,
     ]
 
     public init() {}

@@ -118,6 +118,12 @@ public enum ServiceTable {
             // readyPath: xend must not wait for consoles; xm console waits
             // for consoled's socket itself.
             streams: .logFile("\(SystemLayout.consoleLogDirectory)/consoled.log")),
+        // The PV network backend: announces itself under
+        // /proxenos/backend/vif, after which xend writes vif trees.
+        ServiceSpec(
+            name: "netback",
+            argv: ["/usr/sbin/netback"],
+            streams: .logFile("/var/log/xen/netback.log")),
         ServiceSpec(
             name: "xend",
             argv: ["/usr/sbin/xend"],

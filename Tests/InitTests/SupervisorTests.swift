@@ -211,7 +211,10 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
     @Test func theDom0TableIsValid() {
         #expect(ServiceTable.validate(ServiceTable.dom0).isEmpty)
         // The system log before anything that logs through syslog(3).
-        #expect(ServiceTable.dom0.map(\.name) == ["syslogd", "xenstored", "blkback", "consoled", "xend"])
+        #expect(
+            ServiceTable.dom0.map(\.name) == [
+                "syslogd", "xenstored", "blkback", "consoled", "netback", "xend",
+            ])
         #expect(ServiceTable.dom0.first?.readyPath == ServiceTable.syslogSocket)
         #expect(ServiceTable.dom0[1].readyPath == ServiceTable.xenstoredSocket)
     }

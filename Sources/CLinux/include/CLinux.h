@@ -63,3 +63,7 @@ extern const short CLINUX_POSIX_SPAWN_SETSID;
 
 /// Sets IFF_UP on a network interface (SIOCSIFFLAGS); 0 or -1 with errno.
 int clinux_interface_up(const char *name);
+
+/// setns(fd, CLONE_NEWNET): moves the calling thread into the network
+/// namespace `fd` names (tests put TAPs in namespaces of their own this way).
+int clinux_setns_network(int fd);
