@@ -66,8 +66,10 @@ struct ConsoledCommand: ParsableCommand {
             let channel = try LinuxEventChannel()
             let stop = StopSignal()
             let server = try makeServer(channel: channel, settings: settings, log: log, stop: stop)
+            let domains = try XenDomainList()
             let daemon = ConsoleDaemon(
-                store: XenStoreBusStore(client: store), grants: grants, server: server, logger: log)
+                store: XenStoreBusStore(client: store), grants: grants, server: server, logger: log,
+                dyingDomains: { try domains.dyingDomains() })
             try server.worker.start()
             log.info("consoled ready on \(socket)")
             let outcome: String = try runBlocking {

@@ -177,11 +177,11 @@ extension XmCommand {
                 Escape sequences that could act on your terminal (title, clipboard, device \
                 control, answerback requests) are shown escaped unless --raw.
 
-                Ctrl-] opens the escape menu; then one key:
-                  .  Ctrl-]  Enter   detach (also after 1.5 s without a key)
+                Ctrl-] detaches at once. Ctrl-^ (Ctrl-6) opens the escape menu; then one key:
                   w   who is attached      r   replay the last 50 lines
                   f   force write access   s   give write access up
-                  ?   help                 any other key: back to the console
+                  .   detach               ?   help
+                  Ctrl-^ sends a Ctrl-^; any other key: back to the console
                 Logs: /var/log/xen/console/guest-NAME.log (attach, detach and bump included).
                 """)
 

@@ -18,17 +18,28 @@ public final class ConsoleDaemon: Sendable {
     public let grants: any GrantTable
     public let server: ConsoleServer
     let logger: Logger
+    let dyingDomains: (@Sendable () throws -> Set<UInt16>)?
+    /// The grant entry the domain builder seeds with the console page for
+    /// dom0 (`GNTTAB_RESERVED_CONSOLE`); tests pass their fake's ref.
+    let consoleRef: GrantRef
 
     /// `console/type` values served (as xenconsoled: absent or this).
     public static let servedTypes: Set<String> = ["xenconsoled"]
 
+    /// `dyingDomains` lists the domains Xen reports dying (destroyed but
+    /// kept for our mapping); their consoles are dropped on every
+    /// `@releaseDomain`, before xend removes their homes.
     public init(
-        store: any XenBusStore, grants: any GrantTable, server: ConsoleServer, logger: Logger
+        store: any XenBusStore, grants: any GrantTable, server: ConsoleServer, logger: Logger,
+        dyingDomains: (@Sendable () throws -> Set<UInt16>)? = nil,
+        consoleRef: GrantRef = GrantRef(rawValue: 0)
     ) {
+        self.consoleRef = consoleRef
         self.store = store
         self.grants = grants
         self.server = server
         self.logger = logger
+        self.dyingDomains = dyingDomains
     }
 
     /// Serves consoles until the watch fails (then throws) or the task is
@@ -36,7 +47,11 @@ public final class ConsoleDaemon: Sendable {
     public func run() async throws(ConsoledError) {
         let watcher = DomainWatcher(store: store)
         var setups: [DomainID: Task<Void, Never>] = [:]
-        defer { for task in setups.values { task.cancel() } }
+        let reaper = Task { await dropDying() }
+        defer {
+            reaper.cancel()
+            for task in setups.values { task.cancel() }
+        }
         do throws(XenBusError) {
             try await watcher.run { event in
                 switch event {
@@ -51,6 +66,33 @@ public final class ConsoleDaemon: Sendable {
             }
         } catch {
             throw .xen("watching domains: \(error)")
+        }
+    }
+
+    /// On every `@releaseDomain`: drops the consoles of dying domains, so
+    /// Xen can finish destroying them (our grant mapping holds their page).
+    private func dropDying() async {
+        guard let dyingDomains, let events = try? await store.watch(DomainWatcher.releaseWatch)
+        else { return }
+        do {
+            for try await _ in events {
+                let dying: Set<UInt16>
+                do {
+                    dying = try dyingDomains()
+                } catch {
+                    logger.warning("listing dying domains: \(error)")
+                    continue
+                }
+                guard !dying.isEmpty else { continue }
+                let server = self.server
+                server.worker.post { _ in
+                    for domain in server.domains where dying.contains(domain.rawValue) {
+                        server.removeDomain(domain, reason: "the domain is being destroyed")
+                    }
+                }
+            }
+        } catch {
+            // The store connection ended: DomainWatcher reports that.
         }
     }
 
@@ -95,7 +137,7 @@ public final class ConsoleDaemon: Sendable {
             }
             let name = try await store.read("\(base)/name") ?? "domain-\(domain)"
             let mapping = try grants.map(
-                domain: domain, refs: [GrantRef(rawValue: 0)], writable: true)
+                domain: domain, refs: [consoleRef], writable: true)
             let binding = try EventChannelBinding(
                 channel: server.worker.eventChannel, remoteDomain: domain,
                 remotePort: EventChannelPort(rawValue: port))

@@ -15,8 +15,9 @@ nonisolated(unsafe) private var terminalSaved = false
 
 /// `xm console`'s side: joins the terminal to a guest console served by
 /// consoled. Raw mode is set before anything is read, so no byte typed
-/// early (Ctrl-] included) is cooked by the line discipline; the escape
-/// byte is recognised in any chunk (``EscapeMenu``); the terminal is
+/// early (Ctrl-] included) is cooked by the line discipline; Ctrl-] is
+/// recognised in any chunk and detaches at once (``EscapeMenu``); the
+/// terminal is
 /// restored on detach, on any error, and when the client is killed by a
 /// catchable signal.
 public enum ConsoleTerminal {
@@ -96,7 +97,7 @@ public enum ConsoleTerminal {
         notice(
             "attached to \(attached.accepted.domainName) (domain \(attached.accepted.domainID)) "
                 + (mode == .write ? "read-write" : "as a spy (read-only)")
-                + "; Ctrl-] then . detaches, Ctrl-] ? helps")
+                + "; Ctrl-] detaches, Ctrl-^ opens the menu")
         // Frames that came with the accept (the replay).
         try drainFrames(&decoder)
         var menu = EscapeMenu()
@@ -106,16 +107,10 @@ public enum ConsoleTerminal {
             pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            let timeout =
-                menu.remaining(now: now()).map { Int32(min($0 / 1_000_000 + 1, 60_000)) } ?? -1
             fds[0].revents = 0
             fds[1].revents = 0
-            let ready = retryingSyscall { poll(&fds, nfds_t(fds.count), timeout) }
+            let ready = retryingSyscall { poll(&fds, nfds_t(fds.count), -1) }
             if case .failure(let errno) = ready { throw .system(operation: "poll", errno: errno) }
-            if menu.expired(now: now()) {
-                notice("detached")
-                return
-            }
             if fds[1].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { raw in
                     retryingSyscall { read(fd.rawValue, raw.baseAddress, raw.count) }
@@ -132,7 +127,7 @@ public enum ConsoleTerminal {
                     retryingSyscall { read(STDIN_FILENO, raw.baseAddress, raw.count) }
                 }
                 guard case .success(let got) = count, got > 0 else { return }
-                for action in menu.feed(Array(buffer[0..<got]), now: now()) {
+                for action in menu.feed(Array(buffer[0..<got])) {
                     switch action {
                     case .forward(let bytes):
                         var rest = bytes[...]

@@ -1,17 +1,24 @@
-/// `xm console`'s keyboard: Ctrl-] opens the escape menu, whatever chunk
-/// of input it arrives in (bytes before it still go to the guest, none
-/// after it do). A menu key then acts; with no key within
-/// ``timeout`` the client detaches, so Ctrl-] alone detaches as in xm.
+/// `xm console`'s keyboard. Ctrl-] detaches at once, wherever it falls in
+/// a chunk of input (bytes before it still go to the guest, none after it
+/// do), as xm's console always did: scripts and fingers type on right
+/// after it, into the shell xm returns to. Ctrl-^ (Ctrl-6) opens the
+/// escape menu, and the next key acts:
 ///
-///     Ctrl-] .   Ctrl-] Ctrl-]   Ctrl-] Enter   detach at once
-///     Ctrl-] w   who is attached        Ctrl-] r   replay the last lines
-///     Ctrl-] f   force write access     Ctrl-] s   give write access up
-///     Ctrl-] ?   help                   any other key: back to the console
+///     Ctrl-]            detach
+///     Ctrl-^ w          who is attached       Ctrl-^ r   replay the last lines
+///     Ctrl-^ f          force write access    Ctrl-^ s   give write access up
+///     Ctrl-^ .          detach                Ctrl-^ ?   help
+///     Ctrl-^ Ctrl-^     a literal Ctrl-^ to the guest (vi's alternate file)
+///     Ctrl-^ other key  back to the console (the key is not sent)
+///
+/// The menu has a key of its own because a menu behind Ctrl-] would have
+/// to wait for a second key before detaching and would swallow what is
+/// typed after a detach.
 public struct EscapeMenu: Sendable {
-    /// Ctrl-].
-    public static let escape: UInt8 = 0x1d
-    /// Nanoseconds the menu waits for a key before detaching.
-    public static let timeout: UInt64 = 1_500_000_000
+    /// Ctrl-]: detach.
+    public static let detachKey: UInt8 = 0x1d
+    /// Ctrl-^: the escape menu.
+    public static let menuKey: UInt8 = 0x1e
     /// Lines `r` replays.
     public static let replayLines = 50
 
@@ -25,72 +32,76 @@ public struct EscapeMenu: Sendable {
         case detach
     }
 
-    private var openedAt: UInt64?
+    /// Whether the menu waits for its key.
+    public private(set) var isOpen = false
 
     public init() {}
 
-    /// Whether the menu is open.
-    public var isOpen: Bool { openedAt != nil }
-
-    /// Interprets typed bytes at time `now` (monotonic ns). After
-    /// `.detach` the rest is ignored.
-    public mutating func feed(_ bytes: [UInt8], now: UInt64) -> [Action] {
+    /// Interprets typed bytes. After `.detach` the rest is dropped.
+    public mutating func feed(_ bytes: [UInt8]) -> [Action] {
         var actions: [Action] = []
         var pending: [UInt8] = []
+        func flush() {
+            if !pending.isEmpty { actions.append(.forward(pending)) }
+            pending = []
+        }
         for byte in bytes {
-            if openedAt != nil {
-                openedAt = nil
+            if isOpen {
+                isOpen = false
                 switch byte {
-                case UInt8(ascii: "."), Self.escape, 0x0d, 0x0a, UInt8(ascii: "q"):
-                    if !pending.isEmpty { actions.append(.forward(pending)) }
+                case Self.menuKey: pending.append(byte)
+                case UInt8(ascii: "."), Self.detachKey:
+                    flush()
                     actions.append(.detach)
                     return actions
-                case UInt8(ascii: "w"): actions.append(.command(.who))
-                case UInt8(ascii: "r"): actions.append(.command(.replay(Self.replayLines)))
-                case UInt8(ascii: "f"): actions.append(.command(.force))
-                case UInt8(ascii: "s"): actions.append(.command(.spy))
-                case UInt8(ascii: "?"), UInt8(ascii: "h"): actions.append(.showHelp)
-                default: actions.append(.resume)
+                case UInt8(ascii: "w"):
+                    flush()
+                    actions.append(.command(.who))
+                case UInt8(ascii: "r"):
+                    flush()
+                    actions.append(.command(.replay(Self.replayLines)))
+                case UInt8(ascii: "f"):
+                    flush()
+                    actions.append(.command(.force))
+                case UInt8(ascii: "s"):
+                    flush()
+                    actions.append(.command(.spy))
+                case UInt8(ascii: "?"), UInt8(ascii: "h"):
+                    flush()
+                    actions.append(.showHelp)
+                default:
+                    flush()
+                    actions.append(.resume)
                 }
-            } else if byte == Self.escape {
-                if !pending.isEmpty {
-                    actions.append(.forward(pending))
-                    pending = []
-                }
-                openedAt = now
+            } else if byte == Self.detachKey {
+                flush()
+                actions.append(.detach)
+                return actions
+            } else if byte == Self.menuKey {
+                flush()
+                isOpen = true
                 actions.append(.showMenu)
             } else {
                 pending.append(byte)
             }
         }
-        if !pending.isEmpty { actions.append(.forward(pending)) }
+        flush()
         return actions
     }
 
-    /// Whether the open menu waited long enough: detach.
-    public func expired(now: UInt64) -> Bool {
-        guard let openedAt else { return false }
-        return now >= openedAt + Self.timeout
-    }
-
-    /// Nanoseconds until ``expired(now:)``, nil while closed.
-    public func remaining(now: UInt64) -> UInt64? {
-        guard let openedAt else { return nil }
-        return openedAt + Self.timeout > now ? openedAt + Self.timeout - now : 0
-    }
-
-    /// The one-line menu shown on Ctrl-].
+    /// The one-line menu shown on Ctrl-^.
     public static let menuLine =
-        "menu: . detach  w who  r replay  f force write  s spy  ? help  (detaching in 1.5 s)"
+        "menu: w who  r replay  f force write  s spy  . detach  ? help  (any other key: back)"
 
     /// The help `?` shows.
     public static let help = """
-        Ctrl-] opens this menu; then:
-          .  Ctrl-]  Enter   detach now (also after 1.5 s without a key)
+        Ctrl-] detaches. Ctrl-^ (Ctrl-6) opens this menu; then:
           w   who is attached (rw: the writer; spy: read-only)
           r   replay the last \(replayLines) lines
           f   force write access (the writer becomes a spy and is told)
           s   give write access up (become a spy)
+          .   detach
+          Ctrl-^  send a Ctrl-^ to the guest
           any other key: back to the console
         """
 }

@@ -1,4 +1,5 @@
 import CXen
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -41,5 +42,52 @@ public final class XenHypervisorConsole: HypervisorConsoleSource {
             if size < UInt32(buffer.count) { break }
         }
         return out
+    }
+}
+
+/// Which domains Xen reports dying (`XEN_DOMINF_dying`): destroyed, but
+/// kept until every mapping of their pages goes. consoled unmaps those at
+/// once, as xenconsoled does, or a destroyed guest would stay dying for as
+/// long as its xenstore home exists (and xend waits for it to vanish).
+public final class XenDomainList: @unchecked Sendable {
+    // @unchecked: the xc_interface handle is used only under `lock` (one
+    // thread at a time, as libxenctrl asks).
+    private let xch: OpaquePointer
+    private let lock = Mutex(())
+
+    public init() throws(ConsoledError) {
+        guard let xch = xc_interface_open(nil, nil, 0) else {
+            throw .system(
+                operation: "opening /dev/xen/privcmd (xc_interface_open)",
+                errno: Errno(rawValue: errno))
+        }
+        self.xch = xch
+    }
+
+    deinit { xc_interface_close(xch) }
+
+    /// The dying domains now.
+    public func dyingDomains() throws(ConsoledError) -> Set<UInt16> {
+        try lock.withLock { _ throws(ConsoledError) -> Set<UInt16> in
+            var dying: Set<UInt16> = []
+            var next: UInt32 = 0
+            let batch = 256
+            var buffer = [xc_domaininfo_t](repeating: xc_domaininfo_t(), count: batch)
+            while true {
+                let count = xc_domain_getinfolist(xch, next, UInt32(batch), &buffer)
+                guard count >= 0 else {
+                    throw .system(operation: "xc_domain_getinfolist", errno: Errno(rawValue: errno))
+                }
+                for index in 0..<Int(count) {
+                    let info = buffer[index]
+                    if info.flags & (UInt32(1) << UInt32(_XEN_DOMINF_dying)) != 0 {
+                        dying.insert(UInt16(truncatingIfNeeded: info.domain))
+                    }
+                }
+                guard Int(count) == batch else { break }
+                next = UInt32(buffer[batch - 1].domain) + 1
+            }
+            return dying
+        }
     }
 }

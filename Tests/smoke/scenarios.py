@@ -622,8 +622,8 @@ def console(session):
     vm.expect(r"# ", 60, "the guest's shell prompt")
     vm.send("echo CONSOLE-$((6*7))-OK\r")
     vm.expect(r"CONSOLE-42-OK", 60, "the typed command's output")
-    vm.send("\x1d.")
-    vm.expect(r"\[consoled\] detached", 60, "Ctrl-] . detaching")
+    vm.send("\x1d")
+    vm.expect(r"\[consoled\] detached", 60, "Ctrl-] detaching")
     vm.run("true", timeout=60)
     wait_until(vm, "cat /tmp/spy.out", lambda s, o: "CONSOLE-42-OK" in o, 30,
                "the spy to see the writer's command", pause=1)
