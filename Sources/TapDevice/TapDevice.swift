@@ -1,5 +1,6 @@
 import CLinux
 import LinuxSystem
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -54,6 +55,9 @@ public final class TapDevice: Sendable {
     public let name: String
     /// One descriptor per queue.
     public let queues: [FileDescriptor]
+    /// Set by the first ``close()``: a descriptor number closed twice may
+    /// by then belong to someone else (another vif's ring, a socket).
+    private let closed = Atomic<Bool>(false)
 
     /// The virtio header size told to the TAP.
     public static let headerSize: Int32 = 10
@@ -139,7 +143,9 @@ public final class TapDevice: Sendable {
     }
 
     /// Closes every queue; the interface disappears with the last one.
+    /// Only the first call closes anything.
     public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for queue in queues { try? queue.close() }
     }
 }

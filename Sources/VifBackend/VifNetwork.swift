@@ -1,4 +1,5 @@
 import NetConf
+import Synchronization
 import SystemPackage
 import TapDevice
 import XenBus
@@ -34,7 +35,10 @@ public struct VifPlan: Sendable, Equatable {
 public final class VifAttachment: Sendable {
     public let name: String
     public let queues: [FileDescriptor]
-    let release: @Sendable (_ offline: Bool) -> Void
+    private let release: @Sendable (_ offline: Bool) -> Void
+    /// Set by the first detach or close: the port is released once (its
+    /// descriptors closed twice could be someone else's by then).
+    private let released = Atomic<Bool>(false)
 
     public init(
         name: String, queues: [FileDescriptor],
@@ -55,12 +59,18 @@ public protocol VifNetwork: Sendable {
 }
 
 extension VifAttachment {
-    /// Takes the vif offline (the vif-script's offline) and removes its port.
-    public func detach() { release(true) }
+    /// Takes the vif offline (the vif-script's offline) and removes its
+    /// port. Only the first detach or close does anything.
+    public func detach() { releaseOnce(offline: true) }
 
     /// Removes the port only, for a backend handing the vif to its
     /// successor (which creates it again and brings it online).
-    public func close() { release(false) }
+    public func close() { releaseOnce(offline: false) }
+
+    private func releaseOnce(offline: Bool) {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        release(offline)
+    }
 }
 
 /// What netconf's operations failed with, wrapped for the driver.

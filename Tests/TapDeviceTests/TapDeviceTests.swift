@@ -12,7 +12,7 @@ import Testing
 /// Reads one packet from `queue`, waiting up to `seconds`, skipping frames
 /// `skip` says to (IPv6 router solicitations and the like).
 func readPacket(
-    _ queue: FileDescriptor, seconds: Double = 5, skip: ([UInt8]) -> Bool = { _ in false }
+    _ queue: FileDescriptor, seconds: Double = 30, skip: ([UInt8]) -> Bool = { _ in false }
 ) throws -> (VirtioNetHeader, [UInt8])? {
     let header = UnsafeMutableRawBufferPointer.allocate(byteCount: 10, alignment: 8)
     let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_600, alignment: 8)
@@ -110,6 +110,27 @@ struct TapDeviceTests {
         // The interface goes with its last descriptor.
         tap.close()
         #expect(try namespace.exec(["ip", "link", "show", "vif9.0"]).status != 0)
+    }
+
+    @Test(
+        "closing twice closes once: the descriptor number, reused meanwhile, is left alone",
+        .enabled(if: runningAsRoot, "creates network namespaces"))
+    func closeOnce() throws {
+        let namespace = try NetworkNamespace()
+        defer { namespace.destroy() }
+        let tap = try namespace.inside { try TapDevice.create(name: "vif9.2", offloads: []) }
+        let number = tap.queues[0].rawValue
+        tap.close()
+        // The lowest free number from `number` up is the one just closed
+        // (unless a parallel test took it: then there is nothing to check).
+        let reused = fcntl(2, F_DUPFD_CLOEXEC, number)
+        guard reused == number else {
+            close(reused)
+            return
+        }
+        tap.close()
+        #expect(fcntl(number, F_GETFD) >= 0, "a second close must not close the reused number")
+        close(number)
     }
 
     @Test(

@@ -1,4 +1,5 @@
 import NetBackend
+import Synchronization
 import SystemPackage
 import TapDevice
 import Testing
@@ -10,8 +11,10 @@ import XenBusTesting
     import Glibc
 #endif
 
-/// Polls `condition` until it holds or `seconds` pass.
-func eventually(_ seconds: Double = 20, _ condition: () async -> Bool) async -> Bool {
+/// Polls `condition` until it holds or `seconds` pass (generous: the test
+/// process runs suites in parallel on a loaded machine; a pass costs only
+/// the time until the condition holds).
+func eventually(_ seconds: Double = 90, _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if await condition() { return true }
@@ -23,24 +26,23 @@ func eventually(_ seconds: Double = 20, _ condition: () async -> Bool) async -> 
 /// dom0's network for tests: each vif queue is one end of a SOCK_SEQPACKET
 /// socket pair (which keeps packet boundaries and cuts long reads short,
 /// as a TAP does); the test holds the other end as "dom0's stack".
-final class SocketPairNetwork: VifNetwork, @unchecked Sendable {
-    // @unchecked: the table is behind the lock.
-    private let lock = NSLockish()
-    private var hostEnds: [String: [FileDescriptor]] = [:]
-    private(set) var plans: [VifPlan] = []
-    private(set) var detached: [String] = []
-    private(set) var closed: [String] = []
+final class SocketPairNetwork: VifNetwork {
+    private struct State {
+        var hostEnds: [String: [FileDescriptor]] = [:]
+        var plans: [VifPlan] = []
+        var detached: [String] = []
+        var closed: [String] = []
+    }
+
+    private let state = Mutex(State())
 
     func attach(_ plan: VifPlan) throws -> VifAttachment {
         var backend: [FileDescriptor] = []
         var host: [FileDescriptor] = []
         for _ in 0..<plan.queueCount {
             var pair: [Int32] = [0, 0]
-            guard
-                socketpair(
-                    AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair
-                ) == 0
-            else {
+            let kind = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            guard socketpair(AF_UNIX, kind, 0, &pair) == 0 else {
                 throw VifNetworkError("socketpair: errno \(errno)")
             }
             for fd in pair {
@@ -48,32 +50,32 @@ final class SocketPairNetwork: VifNetwork, @unchecked Sendable {
                 var size: Int32 = 1 << 20
                 setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
                 setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             }
-            _ = fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK)
-            _ = fcntl(pair[1], F_SETFL, fcntl(pair[1], F_GETFL) | O_NONBLOCK)
             backend.append(FileDescriptor(rawValue: pair[0]))
             host.append(FileDescriptor(rawValue: pair[1]))
         }
-        lock.locked {
-            hostEnds[plan.name] = host
-            plans.append(plan)
+        let hostEnds = host
+        state.withLock {
+            $0.hostEnds[plan.name] = hostEnds
+            $0.plans.append(plan)
         }
         let ends = backend
         return VifAttachment(name: plan.name, queues: ends) { [self] offline in
             for fd in ends { try? fd.close() }
-            lock.locked {
-                if offline { detached.append(plan.name) } else { closed.append(plan.name) }
+            state.withLock {
+                if offline { $0.detached.append(plan.name) } else { $0.closed.append(plan.name) }
             }
         }
     }
 
     func host(_ name: String, queue: Int = 0) -> FileDescriptor? {
-        lock.locked { hostEnds[name]?[queue] }
+        state.withLock { $0.hostEnds[name].flatMap { queue < $0.count ? $0[queue] : nil } }
     }
 
-    var detachedNames: [String] { lock.locked { detached } }
-    var closedNames: [String] { lock.locked { closed } }
-    var planList: [VifPlan] { lock.locked { plans } }
+    var detachedNames: [String] { state.withLock { $0.detached } }
+    var closedNames: [String] { state.withLock { $0.closed } }
+    var planList: [VifPlan] { state.withLock { $0.plans } }
 
     /// Writes one packet as dom0's stack would into the TAP.
     func send(_ name: String, header: VirtioNetHeader, frame: [UInt8], queue: Int = 0) -> Bool {
@@ -102,17 +104,6 @@ final class SocketPairNetwork: VifNetwork, @unchecked Sendable {
                 ))
         }
         return out
-    }
-}
-
-/// A small lock for test bookkeeping.
-final class NSLockish: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }
 

@@ -106,7 +106,7 @@ struct KernelPathTests {
         let layout = FakeDeviceLayout(deviceType: "vif", frontendDomain: DomainID(5), deviceID: 0)
         layout.create(in: store, backendNodes: ["mac": "00:16:3e:00:00:05"])
         let guest = try FakeNetfront(layout: layout, store: store, grants: grants, events: events)
-        #expect(await eventually { guest.backendState == "2" })
+        try #require(await eventually { guest.backendState == "2" })
         guest.connect()
         #expect(await eventually { guest.backendState == "4" })
         try guest.postBuffers(64)
