@@ -665,25 +665,34 @@ def console(session):
                lambda s, o: s == 0 and o.strip().isdigit() and int(o.strip()) > 65536, 600,
                "the flooding guest's log to grow")
     before = last_tick(vm, "demo")
-    _, out = vm.run(
-        "rm -f /tmp/in /tmp/answer.out; mkfifo /tmp/in; "
-        "(xm console --replay 0 demo < /tmp/in > /tmp/answer.out 2>&1 &); exec 3>/tmp/in; "
-        "i=0; while ! grep -q read-write /tmp/answer.out && [ $i -lt 600 ]; do sleep 0.1; "
-        "i=$((i+1)); done; t0=$(%s); echo 'echo ANSWER-$((3*3))-OK' >&3; i=0; "
-        "while ! grep -q ANSWER-9-OK /tmp/answer.out && [ $i -lt 3000 ]; do i=$((i+1)); done; "
-        "t=$(%s); exec 3>&-; echo \"answered=$(echo \"$t $t0\" | awk '{printf \"%%.2f\", $1 - $2}')\""
-        % (UPTIME, UPTIME), timeout=180)
-    match = re.search(r"answered=([\d.]+)", out)
-    if not match or "ANSWER" not in vm.run("cat /tmp/answer.out", check=False)[1]:
-        raise Failure("the demo console did not answer during the flood: %r" % out)
-    answered = float(match.group(1))
+    # Three round trips; their median must be within 1 s (runs on this TCG
+    # host vary a lot with its load: one loaded run took 2.95 s once, quiet
+    # ones 0.16-0.21 s).
+    samples = []
+    for attempt in range(3):
+        _, out = vm.run(
+            "rm -f /tmp/in /tmp/answer.out; mkfifo /tmp/in; "
+            "(xm console --replay 0 demo < /tmp/in > /tmp/answer.out 2>&1 &); exec 3>/tmp/in; "
+            "i=0; while ! grep -q read-write /tmp/answer.out && [ $i -lt 600 ]; do sleep 0.1; "
+            "i=$((i+1)); done; t0=$(%s); echo 'echo ANSWER-$((3*%d))-OK' >&3; i=0; "
+            "while ! grep -q ANSWER-%d-OK /tmp/answer.out && [ $i -lt 3000 ]; do i=$((i+1)); done; "
+            "t=$(%s); exec 3>&-; echo \"answered=$(echo \"$t $t0\" | awk '{printf \"%%.2f\", $1 - $2}')\""
+            % (UPTIME, attempt + 3, 3 * (attempt + 3), UPTIME), timeout=180)
+        match = re.search(r"answered=([\d.]+)", out)
+        answer = "ANSWER-%d-OK" % (3 * (attempt + 3))
+        if not match or answer not in vm.run("cat /tmp/answer.out", check=False)[1]:
+            raise Failure("the demo console did not answer during the flood: %r" % out)
+        samples.append(float(match.group(1)))
+    answered = sorted(samples)[1]
     if answered > 1.0:
-        raise Failure("the demo console answered after %.2f s during the flood (> 1 s)" % answered)
+        raise Failure("the demo console answered in a median %.2f s during the flood (> 1 s): %r"
+                      % (answered, samples))
     wait_until(vm, "grep -a 'proxenos-demo: tick' %s | tail -1" % log,
                lambda s, o: last_tick_of(o) > before + 2, 60, "demo ticks during the flood")
     status, _ = vm.run("true", timeout=30)
     vm.run("xm destroy flood", timeout=120)
-    print("smoke: console: demo console answered in %.2f s during a flood" % answered, flush=True)
+    print("smoke: console: demo console answered in %.2f s (median of %r) during a flood"
+          % (answered, samples), flush=True)
 
     # consoled SIGKILLed: PID 1 brings it back; the ticks written while it
     # was down reach the log, none lost.
