@@ -17,6 +17,18 @@ func monotonicSeconds() -> Double {
 }
 
 /// Waits up to `seconds` for `condition`.
+/// ``eventually(_:_:)`` for async tests: it sleeps between looks instead of
+/// blocking its cooperative thread, which the code under test (the daemon's
+/// tasks) needs on a two-core host.
+func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+    let deadline = monotonicSeconds() + seconds
+    while !condition() {
+        if monotonicSeconds() > deadline { return false }
+        try? await Task.sleep(for: .milliseconds(2))
+    }
+    return true
+}
+
 func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
     let deadline = monotonicSeconds() + seconds
     while !condition() {
