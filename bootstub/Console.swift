@@ -2,8 +2,7 @@
 // written together. Embedded-only.
 
 /// COM1 plus VGA text mode, as one text sink.
-struct Console: TextSink {
-    private static let com1: UInt16 = 0x3F8
+struct Console: HighlightingSink {
     private static let vgaColumns = 80
     private static let vgaRows = 25
     private var row = 0
@@ -12,37 +11,25 @@ struct Console: TextSink {
     var attribute: UInt8 = 0x07
 
     init() {
-        outb(Console.com1 + 1, 0x00)  // no interrupts
-        outb(Console.com1 + 3, 0x80)  // DLAB on
-        outb(Console.com1 + 0, 0x01)  // divisor 1: 115200 baud
-        outb(Console.com1 + 1, 0x00)
-        outb(Console.com1 + 3, 0x03)  // 8 data bits, no parity, 1 stop bit
-        outb(Console.com1 + 2, 0xC7)  // FIFOs on and cleared
-        outb(Console.com1 + 4, 0x03)  // DTR, RTS
+        COM1.initialize()
         // Start below whatever the loader left on screen.
         row = Console.vgaRows - 1
         newLine()
     }
 
+    mutating func highlight(_ on: Bool) { attribute = on ? 0x4F : 0x07 }
+
     mutating func put(_ byte: UInt8) {
         if byte == UInt8(ascii: "\n") {
-            serial(UInt8(ascii: "\r"))
-            serial(byte)
+            COM1.write(UInt8(ascii: "\r"))
+            COM1.write(byte)
             newLine()
             return
         }
-        serial(byte)
+        COM1.write(byte)
         if column >= Console.vgaColumns { newLine() }
         vgaCell(row: row, column: column, value: UInt16(attribute) << 8 | UInt16(byte))
         column += 1
-    }
-
-    private func serial(_ byte: UInt8) {
-        // Wait for the transmit holding register, but never forever: a
-        // missing UART must not stop the boot.
-        var spins = 0
-        while inb(Console.com1 + 5) & 0x20 == 0 && spins < 100_000 { spins += 1 }
-        outb(Console.com1, byte)
     }
 
     private func vgaCell(row: Int, column: Int, value: UInt16) {

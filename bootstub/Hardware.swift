@@ -1,5 +1,6 @@
 // The machine as the stub sees it: port I/O, CPUID, MSRs, the TSC and the
-// PIT, through the few assembly routines in entry.S. Embedded-only.
+// PIT, through the few assembly routines in entry.S (efistub/entry.S for
+// the UEFI stub, which shares this file). Embedded-only.
 
 @_extern(c, "bs_outb") func bsOutb(_ port: UInt32, _ value: UInt32)
 @_extern(c, "bs_inb") func bsInb(_ port: UInt32) -> UInt32
@@ -8,19 +9,10 @@
 @_extern(c, "bs_rdmsr") func bsRdmsr(_ msr: UInt32) -> UInt64
 @_extern(c, "bs_rdtsc") func bsRdtsc() -> UInt64
 @_extern(c, "bs_halt") func bsHaltForever()
-@_extern(c, "bs_image_start") func bsImageStart() -> UInt32
-@_extern(c, "bs_image_end") func bsImageEnd() -> UInt32
-@_extern(c, "bs_enter_kernel") func bsJump(_ entry: UInt32, _ magic: UInt32, _ info: UInt32)
 
 /// Stops the CPU for good (interrupts off, HLT).
 func bsHalt() -> Never {
     while true { bsHaltForever() }
-}
-
-/// Jumps to `entry` with EAX = `magic` and EBX = `info`; never returns.
-func bsEnterKernel(_ entry: UInt32, _ magic: UInt32, _ info: UInt32) -> Never {
-    bsJump(entry, magic, info)
-    bsHalt()
 }
 
 /// Byte output to an I/O port.
@@ -31,6 +23,30 @@ func bsEnterKernel(_ entry: UInt32, _ magic: UInt32, _ info: UInt32) -> Never {
 /// Byte input from an I/O port.
 @inline(__always) func inb(_ port: UInt16) -> UInt8 {
     UInt8(truncatingIfNeeded: bsInb(UInt32(port)))
+}
+
+/// COM1, the 16550 UART both stubs write their reports to.
+enum COM1 {
+    static let port: UInt16 = 0x3F8
+
+    /// 115200 baud, 8n1, FIFOs on, no interrupts.
+    static func initialize() {
+        outb(port + 1, 0x00)  // no interrupts
+        outb(port + 3, 0x80)  // DLAB on
+        outb(port + 0, 0x01)  // divisor 1: 115200 baud
+        outb(port + 1, 0x00)
+        outb(port + 3, 0x03)  // 8 data bits, no parity, 1 stop bit
+        outb(port + 2, 0xC7)  // FIFOs on and cleared
+        outb(port + 4, 0x03)  // DTR, RTS
+    }
+
+    /// Sends one byte once the transmit holding register is free, but
+    /// never waits forever: a missing UART must not stop the boot.
+    static func write(_ byte: UInt8) {
+        var spins = 0
+        while inb(port + 5) & 0x20 == 0 && spins < 100_000 { spins += 1 }
+        outb(port, byte)
+    }
 }
 
 /// CPUID registers.

@@ -3,6 +3,16 @@
 // Xen's way, load Xen's ELF image, build its multiboot 1 information and
 // jump. Embedded-only; the decisions live in BootStubCore.
 
+@_extern(c, "bs_image_start") func bsImageStart() -> UInt32
+@_extern(c, "bs_image_end") func bsImageEnd() -> UInt32
+@_extern(c, "bs_enter_kernel") func bsJump(_ entry: UInt32, _ magic: UInt32, _ info: UInt32)
+
+/// Jumps to `entry` with EAX = `magic` and EBX = `info`; never returns.
+func bsEnterKernel(_ entry: UInt32, _ magic: UInt32, _ info: UInt32) -> Never {
+    bsJump(entry, magic, info)
+    bsHalt()
+}
+
 /// Where the multiboot 1 information for Xen is built: inside the stub's
 /// own .bss, which the relocation plan treats as reserved.
 nonisolated(unsafe) var handoffArea = InlineArray<8192, UInt8>(repeating: 0)
@@ -46,28 +56,13 @@ func run(
     bsHalt()
 }
 
-/// Milliseconds from `cycles`, or nil without a calibration.
-func milliseconds(_ cycles: UInt64, _ perMs: UInt64?) -> UInt64? {
-    guard let perMs, perMs > 0 else { return nil }
-    return cycles / perMs
-}
-
 func writeDuration(_ cycles: UInt64, _ perMs: UInt64?, _ out: inout Console) {
-    if let ms = milliseconds(cycles, perMs) {
-        out.write(decimal: ms)
-        out.write(" ms (")
-    } else {
-        out.write("(no PIT calibration: ")
-    }
-    out.write(decimal: cycles)
-    out.write(" TSC cycles)")
+    out.write(duration: cycles, cyclesPerMs: perMs)
 }
 
-/// Writes `[start, end)` as `0xSTART-0xEND`, 8 digits below 4 GiB, 16 above.
+/// Writes `[start, end)` as `0xSTART-0xEND` (the shared format).
 func writeRange(_ start: UInt64, _ end: UInt64, _ out: inout Console) {
-    out.write(hex: start, digits: start > 0xffff_ffff ? 16 : 8)
-    out.write("-")
-    out.write(hex: end, digits: end > 0xffff_ffff ? 16 : 8)
+    out.write(rangeFrom: start, to: end)
 }
 
 func boot(_ proto: BootProtocol, _ infoAddress: UInt32, _ entered: UInt64, _ out: inout Console)
@@ -97,33 +92,11 @@ func boot(_ proto: BootProtocol, _ infoAddress: UInt32, _ entered: UInt64, _ out
 
     // Memory.
     let usable = info.usableBytes
-    out.write("bootstub: memory ")
-    out.write(decimal: usable >> 20)
-    out.write(" MiB usable, map of ")
-    out.write(decimal: UInt64(info.memoryMap.count))
-    out.write(" entries:\n")
-    for i in 0..<info.memoryMap.count {
-        guard let r = info.memoryMap.at(i) else { continue }
-        out.write("bootstub:   ")
-        writeRange(r.base, r.range.end, &out)
-        switch r.type {
-        case 1: out.write(" usable\n")
-        case 3: out.write(" ACPI reclaimable\n")
-        case 4: out.write(" ACPI NVS\n")
-        case 5: out.write(" bad\n")
-        default: out.write(" reserved\n")
-        }
-    }
+    MemoryReport.write(info.memoryMap, to: &out)
     guard usable > 0 else { throw .bootInfoMalformed("no usable memory in the memory map") }
 
     let perMs = calibrateTSC()
-    out.write("bootstub: TSC ")
-    if let perMs {
-        out.write(decimal: perMs / 1000)
-        out.write(" MHz (calibrated against the PIT over 20 ms)\n")
-    } else {
-        out.write("not calibrated: the PIT did not count; times in cycles only\n")
-    }
+    TimerReport.write(cyclesPerMillisecond: perMs, to: &out)
 
     // Verification.
     // A string literal: its bytes live in .rodata for the stub's lifetime.
@@ -136,42 +109,14 @@ func boot(_ proto: BootProtocol, _ infoAddress: UInt32, _ entered: UInt64, _ out
     out.write(decimal: UInt64(manifest.entries.count))
     out.write(" entries)\n")
     let checkStart = bsRdtsc()
-    var failures = 0
-    var hashedBytes: UInt64 = 0
-    let positions = max(manifest.entries.count, info.modules.count)
-    for i in 0..<positions {
-        let verdict = Verification.check(
-            index: i, manifest: manifest, modules: info.modules, memory: memory)
-        if let m = info.modules.at(i) { hashedBytes += UInt64(m.size) }
-        if !verdict.isAcceptable {
-            failures += 1
-            out.attribute = 0x4F
-        }
-        Verification.writeReport(
-            to: &out, index: i, verdict: verdict, manifest: manifest, modules: info.modules)
-        out.attribute = 0x07
-    }
+    let (failures, hashedBytes) = Verification.checkAll(
+        manifest: manifest, modules: info.modules, memory: memory, to: &out)
     out.write("bootstub: checked ")
     out.write(decimal: hashedBytes >> 10)
     out.write(" KiB in ")
     writeDuration(bsRdtsc() &- checkStart, perMs, &out)
     out.write("\n")
-    if failures > 0 {
-        out.attribute = 0x4F
-        if !insecure {
-            out.write("bootstub: REFUSING TO BOOT: ")
-            out.write(decimal: UInt64(failures))
-            out.write(" module(s) failed verification")
-            out.write(" (add \"insecure\" to the stub's command line to boot anyway)\n")
-            return
-        }
-        for _ in 0..<3 {
-            out.write("bootstub: WARNING: INSECURE BOOT: ")
-            out.write(decimal: UInt64(failures))
-            out.write(" module(s) failed verification; booting anyway because of \"insecure\"\n")
-        }
-        out.attribute = 0x07
-    }
+    guard Verification.decide(failures: failures, insecure: insecure, to: &out) else { return }
 
     try handOver(info, memory, loaderName, manifest, entered, perMs, &out)
 }

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Writes the boot stub's built-in manifest as Swift source on stdout:
-#   gen-manifest.sh XEN DOM0_KERNEL [INITRD]
+#   gen-manifest.sh XEN DOM0_KERNEL [INITRD [CONFIG]]
 # One line per module, in boot order: role, size, SHA-256 (openssl), name,
 # and for gzip files the size and SHA-256 of the decompressed content.
 # The format is parsed by Sources/BootStubCore/Manifest.swift.
 set -eu
-[ $# -ge 2 ] && [ $# -le 3 ] || { echo "usage: $0 XEN DOM0_KERNEL [INITRD]" >&2; exit 2; }
+[ $# -ge 2 ] && [ $# -le 4 ] || { echo "usage: $0 XEN DOM0_KERNEL [INITRD [CONFIG]]" >&2; exit 2; }
 
 line() {
     role=$1 file=$2
@@ -31,4 +31,6 @@ echo "# proxenos bootstub manifest v1: role size sha256 name"
 line xen "$1"
 line dom0-kernel "$2"
 [ $# -lt 3 ] || line initrd "$3"
+# The UEFI stub's xen.cfg: it names the files and command lines xen.efi uses.
+[ $# -lt 4 ] || line config "$4"
 echo "\"\"\""

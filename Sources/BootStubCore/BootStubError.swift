@@ -17,6 +17,8 @@ public enum BootStubError: Error, Equatable, Sendable {
     case noRoomForModule(index: Int, size: UInt64)
     /// The information block handed to Xen does not fit the stub's buffer.
     case handoffAreaFull
+    /// A UEFI boot service failed (the UEFI stub): what, and its EFI status.
+    case firmware(StaticString, status: UInt64)
 
     /// Writes the admin-facing explanation to `sink`.
     public func write<S: TextSink>(to sink: inout S) {
@@ -54,6 +56,12 @@ public enum BootStubError: Error, Equatable, Sendable {
         case .handoffAreaFull:
             sink.write("the multiboot information for Xen does not fit the stub's buffer;")
             sink.write(" shorten the command lines")
+        case .firmware(let what, let status):
+            sink.write("the firmware failed to ")
+            sink.write(what)
+            sink.write(" (EFI status ")
+            sink.write(hex: status, digits: 16)
+            sink.write(")")
         }
     }
 

@@ -13,7 +13,7 @@
 // and accepts both.
 //
 // `#` starts a comment line; blank lines are ignored. Roles are `xen`,
-// `dom0-kernel` and `initrd`. Modules are identified by position: the first
+// `dom0-kernel`, `initrd` and (UEFI stub only) `config`. Modules are identified by position: the first
 // line describes the loader's first module, and so on. The first must be
 // `xen` and the second `dom0-kernel`; an `initrd` may follow.
 
@@ -25,6 +25,9 @@ public enum ModuleRole: Equatable, Sendable {
     case dom0Kernel
     /// dom0's initramfs, handed to Xen as its second module.
     case initrd
+    /// Xen's EFI configuration file (xen.cfg): the UEFI stub checks it
+    /// because it names the command lines and the files Xen loads.
+    case config
 
     /// The word used in the manifest and in the stub's report.
     public var name: StaticString {
@@ -32,6 +35,7 @@ public enum ModuleRole: Equatable, Sendable {
         case .xen: return "xen"
         case .dom0Kernel: return "dom0-kernel"
         case .initrd: return "initrd"
+        case .config: return "config"
         }
     }
 
@@ -43,6 +47,8 @@ public enum ModuleRole: Equatable, Sendable {
             self = .dom0Kernel
         } else if bytesEqual(word, "initrd") {
             self = .initrd
+        } else if bytesEqual(word, "config") {
+            self = .config
         } else {
             return nil
         }

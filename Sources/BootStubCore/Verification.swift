@@ -101,3 +101,56 @@ public enum Verification {
         sink.write("\n")
     }
 }
+
+/// A text sink that can set warnings apart (white on red on a screen).
+public protocol HighlightingSink: TextSink {
+    /// Starts (true) or ends (false) highlighted text.
+    mutating func highlight(_ on: Bool)
+}
+
+extension Verification {
+    /// Checks every module position against the manifest and writes each
+    /// verdict, failures highlighted; returns the number of failures and
+    /// the bytes hashed.
+    public static func checkAll<M: PhysicalMemory, S: HighlightingSink>(
+        manifest: Manifest, modules: BoundedList<8, BootModule>, memory: M, to out: inout S
+    ) -> (failures: Int, hashedBytes: UInt64) {
+        var failures = 0
+        var hashedBytes: UInt64 = 0
+        let positions = max(manifest.entries.count, modules.count)
+        for i in 0..<positions {
+            let verdict = check(index: i, manifest: manifest, modules: modules, memory: memory)
+            if let m = modules.at(i) { hashedBytes += UInt64(m.size) }
+            if !verdict.isAcceptable {
+                failures += 1
+                out.highlight(true)
+            }
+            writeReport(to: &out, index: i, verdict: verdict, manifest: manifest, modules: modules)
+            out.highlight(false)
+        }
+        return (failures, hashedBytes)
+    }
+
+    /// After `failures` failed checks: writes the refusal, or with
+    /// `insecure` the warning three times; returns whether to boot on.
+    public static func decide<S: HighlightingSink>(failures: Int, insecure: Bool, to out: inout S)
+        -> Bool
+    {
+        guard failures > 0 else { return true }
+        out.highlight(true)
+        if !insecure {
+            out.write("bootstub: REFUSING TO BOOT: ")
+            out.write(decimal: UInt64(failures))
+            out.write(" module(s) failed verification")
+            out.write(" (add \"insecure\" to the stub's command line to boot anyway)\n")
+            return false
+        }
+        for _ in 0..<3 {
+            out.write("bootstub: WARNING: INSECURE BOOT: ")
+            out.write(decimal: UInt64(failures))
+            out.write(" module(s) failed verification; booting anyway because of \"insecure\"\n")
+        }
+        out.highlight(false)
+        return true
+    }
+}
