@@ -246,6 +246,7 @@ public protocol BlkifWireResponse: RingDecodable, RingEncodable, Sendable {
 extension BlkifWireRequest {
     public static var wireSize: Int { layout.requestSize }
     public static var wireAlignment: Int { layout.requestAlignment }
+    public init(ringEntry entry: RingEntryReader) { self.init(Self.layout.decode(entry)) }
     public func encode(to entry: inout RingEntryWriter) { Self.layout.encode(request, to: &entry) }
 }
 
@@ -276,7 +277,6 @@ public struct BlkifRequest64: BlkifWireRequest {
     public static let layout = BlkifLayout.x86_64
     public var request: BlkifRequest
     public init(_ request: BlkifRequest) { self.request = request }
-    public init(ringEntry entry: RingEntryReader) { request = Self.layout.decode(entry) }
 }
 
 /// `struct blkif_response` of the x86_64 ABI.
@@ -291,7 +291,6 @@ public struct BlkifRequest32: BlkifWireRequest {
     public static let layout = BlkifLayout.x86_32
     public var request: BlkifRequest
     public init(_ request: BlkifRequest) { self.request = request }
-    public init(ringEntry entry: RingEntryReader) { request = Self.layout.decode(entry) }
 }
 
 /// `struct blkif_response` of the x86_32 ABI.

@@ -2,6 +2,10 @@ import DataPath
 import Logging
 import XenBus
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// blkback as a xenbus driver: serves every `backend/vbd/<domid>/<devid>`
 /// from the file or device xend named (`type`, `params`, `mode`), for
 /// Linux blkfront and any frontend of io/blkif.h in the x86_64 or x86_32
@@ -11,19 +15,24 @@ import XenBus
 /// Connected resumes the ring and redoes what its predecessor left
 /// unanswered.
 public struct BlockDriver: BackendDeviceDriver {
-    /// One connected disk: its worker and journal.
+    /// One connected disk: its ring (worker and journal) and the task that
+    /// announces a grown backing.
     public final class Connection: Sendable {
-        let worker: DataPathWorker
-        let journal: RingJournalFile
-        /// Whether this connection took over a predecessor's journal.
-        public let recoveredJournal: Bool
+        /// The ring's worker and journal.
+        public let ring: JournaledRingConnection
+        let resizer: Task<Void, Never>
 
-        init(worker: DataPathWorker, journal: RingJournalFile, recoveredJournal: Bool) {
-            self.worker = worker
-            self.journal = journal
-            self.recoveredJournal = recoveredJournal
+        init(ring: JournaledRingConnection, resizer: Task<Void, Never>) {
+            self.ring = ring
+            self.resizer = resizer
         }
+
+        /// Whether this connection took over a predecessor's journal.
+        public var recoveredJournal: Bool { ring.recoveredJournal }
     }
+
+    /// How often a connected disk's backing size is looked at.
+    let resizeInterval: Duration
 
     public let deviceType = "vbd"
     public let connectTrigger = FrontendConnectTrigger.initialisedOrConnected
@@ -31,6 +40,7 @@ public struct BlockDriver: BackendDeviceDriver {
     let openEventChannel: @Sendable () throws(XenBusError) -> any EventChannel
     let journalDirectory: String
     let budget: Int
+    let engine: BlockEngineKind
     let log: Logger
 
     /// `max-ring-page-order` we publish (16 pages, as Linux blkback).
@@ -41,13 +51,18 @@ public struct BlockDriver: BackendDeviceDriver {
     ///   - openEventChannel: opens a new event channel handle (one per worker).
     ///   - journalDirectory: where ring journals live (tmpfs).
     ///   - budget: requests a ring may take per worker round.
+    ///   - engine: the I/O engine under each ring.
+    ///   - resizeInterval: how often a disk's backing is checked for growth.
     ///   - logger: where resumed rings are reported.
     public init(
         grants: any GrantTable,
         openEventChannel: @escaping @Sendable () throws(XenBusError) -> any EventChannel,
         journalDirectory: String = RingJournalFile.defaultDirectory, budget: Int = 64,
+        engine: BlockEngineKind = .uring, resizeInterval: Duration = .seconds(1),
         logger: Logger = Logger(label: "blkback")
     ) {
+        self.engine = engine
+        self.resizeInterval = resizeInterval
         self.log = logger
         self.grants = grants
         self.openEventChannel = openEventChannel
@@ -142,57 +157,141 @@ public struct BlockDriver: BackendDeviceDriver {
         _ device: BackendDeviceContext, storage: FileStorage, ring: FrontendRing,
         port: EventChannelPort, abi: String, _: Request.Type, _: Response.Type
     ) throws -> Connection {
-        let mapping = try grants.map(domain: device.frontendDomain, refs: ring.refs, writable: true)
-        let channel = try openEventChannel()
-        let binding = try EventChannelBinding(
-            channel: channel, remoteDomain: device.frontendDomain, remotePort: port)
-        let geometry = try RingGeometry(
-            bufferSize: mapping.bytes.count, request: Request.self, response: Response.self)
-        let journal = try RingJournalFile(
-            directory: journalDirectory,
-            name: "vbd-\(device.frontendDomain)-\(device.key.deviceID)",
-            slots: geometry.entryCount, requestSize: Request.wireSize,
-            responseSize: Response.wireSize, resuming: device.isResuming)
-        // The frontend's side names the connection: a journal of an earlier
-        // ring (the guest reconnected) is not taken for this one.
-        let identity = RingJournal.identity(
-            "vbd \(device.key) \(abi) refs \(ring.refs.map(\.description).joined(separator: ",")) "
-                + "port \(port)")
-        let backRing = try JournaledBackRing<Request, Response>(
-            mapping: mapping, journalFile: journal, identity: identity,
-            resuming: device.isResuming)
-        let recovered = backRing.recoveredJournal
-        if device.isResuming {
-            // The admin's evidence that a restart was seamless.
-            log.info(
-                "vbd \(device.key): resumed ring from \(recovered ? "its journal" : "the shared indices"), \(backRing.pendingRedo) requests to redo"
-            )
-        }
         let limits = BlockDiskLimits(
             sectors: storage.sectorCount, readOnly: storage.isReadOnly,
             discard: storage.discardSupport != nil,
             secureDiscard: storage.discardSupport?.secure ?? false)
-        let worker = try DataPathWorker(
-            name: "vbd-\(device.frontendDomain)-\(device.key.deviceID)", eventChannel: channel,
-            budget: budget
-        ) { _, error in device.reportFault(error) }
-        let endpoint = BlockEndpoint<Request, Response>(
-            ring: backRing, storage: storage, limits: limits, grants: grants,
-            frontend: device.frontendDomain
-        ) { () throws(XenBusError) in try binding.notify() }
-        worker.attach(endpoint, port: binding.port)
-        try worker.start()
-        return Connection(worker: worker, journal: journal, recoveredJournal: recovered)
+        let engine = try makeEngine(storage)
+        let grower = Grower()
+        let ringConnection = try JournaledRingConnection(
+            device, grants: grants, openEventChannel: openEventChannel,
+            journalDirectory: journalDirectory,
+            name: "vbd-\(device.frontendDomain)-\(device.key.deviceID)",
+            description: "vbd \(device.key) \(abi)", refs: ring.refs, port: port, budget: budget,
+            Request.self, Response.self
+        ) { ring, binding, worker in
+            let endpoint = BlockEndpoint<Request, Response>(
+                ring: ring, engine: engine, limits: limits, grants: grants,
+                frontend: device.frontendDomain
+            ) { () throws(XenBusError) in try binding.notify() }
+            grower.endpoint = endpoint
+            // One endpoint, woken by the guest's port and by its completions.
+            worker.attach(endpoint, port: binding.port)
+            // Edge-triggered: a completion's signal can come after its
+            // entry was reaped and drained; level-triggered, that stale
+            // count would wake the idle worker for ever.
+            if let completions = engine.completionDescriptor {
+                try worker.attach(
+                    endpoint, descriptor: completions, events: [.readable, .edgeTriggered])
+            }
+        }
+        if device.isResuming {
+            // The admin's evidence that a restart was seamless.
+            log.info(
+                "vbd \(device.key): resumed ring from \(ringConnection.recoveredJournal ? "its journal" : "the shared indices"), \(ringConnection.pendingRedo) requests to redo"
+            )
+        }
+        // The resize watch has a descriptor of its own on the served inode:
+        // the storage's may close while the watch is still ending.
+        let watched = dup(storage.rawDescriptor)
+        let resizer = Task {
+            [
+                backing = storage.backing, sectors = storage.sectorCount, interval = resizeInterval,
+                log
+            ] in
+            defer { if watched >= 0 { _ = close(watched) } }
+            guard watched >= 0 else {
+                log.warning("vbd \(device.key): no descriptor to watch \(backing.path)'s size")
+                return
+            }
+            await Self.announceGrowth(
+                device, backing: backing, descriptor: watched, sectors: sectors,
+                interval: interval, worker: ringConnection.worker, grower: grower, log: log)
+        }
+        return Connection(ring: ringConnection, resizer: resizer)
+    }
+
+    /// Announces a grown backing as Linux blkback does (online resize):
+    /// the ring's endpoint takes the new size first (requests up to it are
+    /// valid from then on), then `sectors` is rewritten and `state` written
+    /// Connected again, which makes a connected blkfront re-read `sectors`
+    /// and set the disk's capacity. A backing that shrank is not announced
+    /// (reads past its end fail with an I/O error).
+    static func announceGrowth(
+        _ device: BackendDeviceContext, backing: BlockBacking, descriptor: Int32, sectors: UInt64,
+        interval: Duration, worker: DataPathWorker, grower: Grower, log: Logger
+    ) async {
+        var known = sectors
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return }
+            guard let now = FileStorage.currentSectorCount(of: descriptor, kind: backing.kind),
+                now > known
+            else { continue }
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let posted = worker.post { _ in
+                    grower.grow(to: now)
+                    done.resume()
+                }
+                if !posted { done.resume() }
+            }
+            if worker.isFinished { return }
+            do {
+                try await device.store.write("\(device.backendPath)/sectors", String(now))
+                if try await device.store.read("\(device.backendPath)/state") == "4" {
+                    try await device.store.write("\(device.backendPath)/state", "4")
+                }
+                log.info("vbd \(device.key): \(backing.path) grew from \(known) to \(now) sectors")
+                known = now
+            } catch {
+                log.warning("vbd \(device.key): cannot announce the new size: \(error)")
+            }
+        }
+    }
+
+    /// The engine `self.engine` names for a backing (io_uring falls back to
+    /// the synchronous engine where the kernel refuses io_uring).
+    func makeEngine(_ storage: FileStorage) throws -> any BlockEngine {
+        switch engine {
+        case .synchronous: return SynchronousEngine(storage)
+        case .uring:
+            do {
+                return try UringEngine(storage)
+            } catch {
+                log.warning(
+                    "vbd \(storage.backing.path): io_uring refused (\(error)); synchronous I/O")
+                return SynchronousEngine(storage)
+            }
+        }
     }
 
     public func disconnect(_ device: BackendDeviceContext, _ connection: Connection) async {
-        await connection.worker.stop()
-        connection.journal.unlink()
+        connection.resizer.cancel()
+        await connection.ring.disconnect()
     }
 
     /// Keeps the journal: the device stays Connected and the next blkback
     /// process resumes it.
     public func suspend(_ device: BackendDeviceContext, _ connection: Connection) async {
-        await connection.worker.stop()
+        connection.resizer.cancel()
+        await connection.ring.suspend()
     }
+}
+
+/// Which ``BlockEngine`` a driver gives its rings.
+public enum BlockEngineKind: String, Sendable, CaseIterable {
+    /// ``UringEngine``: a ring's requests in flight together.
+    case uring
+    /// ``SynchronousEngine`` over ``FileStorage``: one request at a time on
+    /// the worker thread.
+    case synchronous
+}
+
+/// The ring's endpoint as the resize task reaches it: set before the worker
+/// starts, then used only by jobs posted to the worker (its thread owns the
+/// endpoint), which is why the unchecked Sendable holds.
+final class Grower: @unchecked Sendable {
+    var endpoint: (any BlockGrowable)?
+
+    func grow(to sectors: UInt64) { endpoint?.grow(to: sectors) }
 }

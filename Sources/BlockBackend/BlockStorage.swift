@@ -1,6 +1,7 @@
 import CLinux
 import LinuxSystem
 import SystemPackage
+import XenBus
 
 #if canImport(Glibc)
     import Glibc
@@ -131,9 +132,11 @@ public final class FileStorage: BlockStorage {
     public var isReadOnly: Bool { !backing.writable }
     public let discardSupport: BlockDiscardSupport?
     /// Whether I/O bypasses dom0's page cache (O_DIRECT): block devices
-    /// with 512-byte logical blocks, where every blkif request is aligned
+    /// with 512-byte logical blocks and files on file systems that take
+    /// sector-aligned direct I/O, where every blkif request is aligned
     /// (sector multiples, from a page-aligned bounce buffer at sector
-    /// offsets). Files go through the page cache (tmpfs has no O_DIRECT).
+    /// offsets). Other files go through the page cache (tmpfs has no
+    /// O_DIRECT on dom0's kernel).
     public let isDirect: Bool
     private var descriptor: FileDescriptor
 
@@ -167,7 +170,13 @@ public final class FileStorage: BlockStorage {
                 }
                 sectorCount = UInt64(max(0, status.st_size)) / UInt64(Blkif.sectorSize)
                 physicalSectorSize = Blkif.sectorSize
-                isDirect = false
+                if status.st_size >= 1024, let direct = Self.openDirect(path, flags) {
+                    _ = Glibc.close(fd)
+                    descriptor = FileDescriptor(rawValue: direct)
+                    isDirect = true
+                } else {
+                    isDirect = false
+                }
                 // Hole punching keeps the size; every Linux file system we
                 // back disks with (tmpfs, ext4, xfs) has it, and a refusal
                 // at run time answers the guest "not supported".
@@ -222,6 +231,52 @@ public final class FileStorage: BlockStorage {
 
     deinit { try? descriptor.close() }
 
+    /// The backing's size now, in sectors (a file's length, a device's
+    /// BLKGETSIZE64), nil when it cannot be read.
+    public static func currentSectorCount(of descriptor: Int32, kind: BlockBacking.Kind) -> UInt64?
+    {
+        // The served inode's size, through a descriptor of it: a path could
+        // by now name another file (replaced by rename).
+        switch kind {
+        case .file:
+            var status = stat()
+            guard fstat(descriptor, &status) == 0 else { return nil }
+            return UInt64(max(0, status.st_size)) / UInt64(Blkif.sectorSize)
+        case .device:
+            var bytes: UInt64 = 0
+            guard clinux_ioctl_ptr(descriptor, blkGetSize64, &bytes) == 0 else { return nil }
+            return bytes / UInt64(Blkif.sectorSize)
+        }
+    }
+
+    /// The open backing, for an engine that submits to it (``UringEngine``).
+    var rawDescriptor: Int32 { descriptor.rawValue }
+
+    /// The file opened O_DIRECT when its file system takes sector-aligned
+    /// direct I/O (ext4, xfs on 512-byte devices), nil otherwise (tmpfs
+    /// refuses the open; a 4096-byte device refuses the probe: a sector
+    /// read at a sector, not page, offset into a sector-aligned buffer).
+    static func openDirect(_ path: String, _ flags: Int32) -> Int32? {
+        guard
+            case .success(let fd) = retryingSyscall({
+                clinux_open(path, flags | CLINUX_O_DIRECT, 0)
+            })
+        else { return nil }
+        let probe = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: 2 * xenPageSize, alignment: xenPageSize)
+        defer { probe.deallocate() }
+        let result = retryingSyscall {
+            pread(
+                fd, probe.baseAddress! + Blkif.sectorSize, Blkif.sectorSize, off_t(Blkif.sectorSize)
+            )
+        }
+        guard case .success(let count) = result, count == Blkif.sectorSize else {
+            _ = Glibc.close(fd)
+            return nil
+        }
+        return fd
+    }
+
     /// `/sys/dev/block/MAJOR:MINOR/queue` of a device number (glibc's
     /// gnu_dev_major/minor split).
     static func queueDirectory(_ device: dev_t) -> String {
@@ -238,20 +293,13 @@ public final class FileStorage: BlockStorage {
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64)
         throws(BlockStorageError)
     {
-        var done = 0
-        while done < buffer.count {
-            let result = retryingSyscall {
+        // Nothing read: the file shrank under us, and the guest must not
+        // read stale bytes.
+        try transfer("read", count: buffer.count, stalled: .ioError) { done in
+            retryingSyscall {
                 pread(
                     descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done,
                     off_t(offset) + off_t(done))
-            }
-            switch result {
-            case .success(0):
-                // The file shrank under us: the guest must not read stale bytes.
-                throw BlockStorageError("read", path: backing.path, errno: .ioError)
-            case .success(let count): done += count
-            case .failure(let errno):
-                throw BlockStorageError("read", path: backing.path, errno: errno)
             }
         }
     }
@@ -259,18 +307,28 @@ public final class FileStorage: BlockStorage {
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64)
         throws(BlockStorageError)
     {
-        var done = 0
-        while done < buffer.count {
-            let result = retryingSyscall {
+        try transfer("write", count: buffer.count, stalled: .noSpace) { done in
+            retryingSyscall {
                 pwrite(
                     descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done,
                     off_t(offset) + off_t(done))
             }
-            switch result {
-            case .success(let count) where count > 0: done += count
-            case .success: throw BlockStorageError("write", path: backing.path, errno: .noSpace)
+        }
+    }
+
+    /// Repeats a positional read or write (`call`, given the bytes done so
+    /// far) until `count` bytes moved; a call that moves none fails with
+    /// `stalled`.
+    private func transfer(
+        _ operation: String, count: Int, stalled: Errno, _ call: (Int) -> Result<Int, Errno>
+    ) throws(BlockStorageError) {
+        var done = 0
+        while done < count {
+            switch call(done) {
+            case .success(let moved) where moved > 0: done += moved
+            case .success: throw BlockStorageError(operation, path: backing.path, errno: stalled)
             case .failure(let errno):
-                throw BlockStorageError("write", path: backing.path, errno: errno)
+                throw BlockStorageError(operation, path: backing.path, errno: errno)
             }
         }
     }

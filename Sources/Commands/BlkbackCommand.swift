@@ -29,6 +29,9 @@ struct BlkbackCommand: ParsableCommand {
     @Option(help: "Where ring journals live (tmpfs: they outlive the process, not the host).")
     var journalDirectory = RingJournalFile.defaultDirectory
 
+    @Option(help: "The I/O engine: uring (a ring's requests in flight together) or synchronous.")
+    var engine = BlockEngineKind.uring.rawValue
+
     func run() throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -44,6 +47,10 @@ struct BlkbackCommand: ParsableCommand {
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         let directory = journalDirectory
+        guard let kind = BlockEngineKind(rawValue: engine) else {
+            log.error("blkback: --engine \(engine) is not uring or synchronous")
+            throw ExitCode(2)
+        }
         let blocked = stopSignals
         do {
             try runBlocking {
@@ -53,7 +60,7 @@ struct BlkbackCommand: ParsableCommand {
                     openEventChannel: { () throws(XenBusError) -> any EventChannel in
                         try LinuxEventChannel()
                     },
-                    journalDirectory: directory)
+                    journalDirectory: directory, engine: kind)
                 let bus = BackendBus(
                     store: XenStoreBusStore(client: client), driver: driver,
                     logger: Logger(label: "blkback"))

@@ -81,7 +81,12 @@ public final class DataPathWorker: @unchecked Sendable {
     private var descriptors: [Int: FileDescriptor] = [:]
     private var ready = ReadyQueue()
     private var round: [Int] = []
-    private let counters = Mutex(Statistics())
+    // Atomics, not a lock: the loop bumps them every round and readers
+    // are rare, so a relaxed snapshot is enough.
+    private let wakeups = Atomic<Int>(0)
+    private let serveCalls = Atomic<Int>(0)
+    private let budgetExhausted = Atomic<Int>(0)
+    private let strayPorts = Atomic<Int>(0)
     private let exit = Mutex(ExitState())
 
     private struct Mailbox {
@@ -254,7 +259,13 @@ public final class DataPathWorker: @unchecked Sendable {
     }
 
     /// Counters so far.
-    public var statistics: Statistics { counters.withLock { $0 } }
+    public var statistics: Statistics {
+        Statistics(
+            wakeups: wakeups.load(ordering: .relaxed),
+            serveCalls: serveCalls.load(ordering: .relaxed),
+            budgetExhausted: budgetExhausted.load(ordering: .relaxed),
+            strayPorts: strayPorts.load(ordering: .relaxed))
+    }
 
     /// Whether the loop has ended (stopped, or never able to run).
     public var isFinished: Bool { exit.withLock { $0.finished } }
@@ -287,15 +298,6 @@ public final class DataPathWorker: @unchecked Sendable {
         }
     }
 
-    /// ``stop()`` for synchronous callers on their own thread (never a
-    /// cooperative one).
-    public func stopAndWait() {
-        stopEvent.signal()
-        while exit.withLock({ $0.started && !$0.finished }) {
-            usleep(1000)
-        }
-    }
-
     // MARK: the loop
 
     private func run() {
@@ -314,7 +316,7 @@ public final class DataPathWorker: @unchecked Sendable {
                     }
                 }
                 if mail && !stopping { runJobs() }
-                if count > 0 { counters.withLock { $0.wakeups += 1 } }
+                if count > 0 { wakeups.add(1, ordering: .relaxed) }
             } catch {
                 // epoll itself failing leaves nothing to serve with: every
                 // endpoint is reported so its device can close.
@@ -353,7 +355,7 @@ public final class DataPathWorker: @unchecked Sendable {
                 return
             }
             guard let id = ports[port] else {
-                counters.withLock { $0.strayPorts += 1 }
+                strayPorts.add(1, ordering: .relaxed)
                 try? eventChannel.unmask(port)
                 continue
             }
@@ -384,10 +386,8 @@ public final class DataPathWorker: @unchecked Sendable {
             }
         }
         if calls > 0 {
-            counters.withLock {
-                $0.serveCalls += calls
-                $0.budgetExhausted += exhausted
-            }
+            serveCalls.add(calls, ordering: .relaxed)
+            budgetExhausted.add(exhausted, ordering: .relaxed)
         }
     }
 

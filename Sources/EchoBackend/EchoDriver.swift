@@ -8,21 +8,10 @@ import XenBus
 /// channel handle of its own, a journal per ring; a backend restarted while
 /// the device is Connected resumes the ring where its predecessor left it.
 public struct EchoDriver: BackendDeviceDriver {
-    /// One connected device: the worker serving its ring and what the ring
-    /// needs (the mapping lives as long as the ring in the endpoint).
-    public final class Connection: Sendable {
-        let worker: DataPathWorker
-        let journal: RingJournalFile
-        /// Whether this connection took over from a previous process with
-        /// its journal.
-        public let recoveredJournal: Bool
-
-        init(worker: DataPathWorker, journal: RingJournalFile, recoveredJournal: Bool) {
-            self.worker = worker
-            self.journal = journal
-            self.recoveredJournal = recoveredJournal
-        }
-    }
+    /// One connected device: the worker serving its ring and the ring's
+    /// journal (``JournaledRingConnection/recoveredJournal`` says whether it
+    /// took over from a previous process).
+    public typealias Connection = JournaledRingConnection
 
     public let deviceType = "echo"
     public let connectTrigger = FrontendConnectTrigger.initialisedOrConnected
@@ -57,44 +46,25 @@ public struct EchoDriver: BackendDeviceDriver {
     > {
         let ring = try await device.frontendRing(orderNode: nil)
         let port = try await device.frontendEventChannel()
-        let mapping = try grants.map(domain: device.frontendDomain, refs: ring.refs, writable: true)
-        let channel = try openEventChannel()
-        let binding = try EventChannelBinding(
-            channel: channel, remoteDomain: device.frontendDomain, remotePort: port)
-        let journal = try RingJournalFile(
-            directory: journalDirectory,
+        let connection = try JournaledRingConnection(
+            device, grants: grants, openEventChannel: openEventChannel,
+            journalDirectory: journalDirectory,
             name: "echo-\(device.frontendDomain)-\(device.key.deviceID)",
-            slots: try RingGeometry(
-                bufferSize: mapping.bytes.count, request: EchoRequest.self,
-                response: EchoResponse.self
-            ).entryCount, requestSize: EchoRequest.wireSize, responseSize: EchoResponse.wireSize,
-            resuming: device.isResuming)
-        // The frontend's side names the connection: a journal of an earlier
-        // ring (the guest reconnected) is not taken for this one.
-        let identity = RingJournal.identity(
-            "echo \(device.key) refs \(ring.refs.map(\.description).joined(separator: ",")) "
-                + "port \(port)")
-        let backRing = try JournaledBackRing<EchoRequest, EchoResponse>(
-            mapping: mapping, journalFile: journal, identity: identity,
-            resuming: device.isResuming)
-        let recovered = backRing.recoveredJournal
-        let worker = try DataPathWorker(
-            name: "echo-\(device.key.deviceID)", eventChannel: channel, budget: budget
-        ) { _, error in device.reportFault(error) }
-        worker.attach(EchoEndpoint(ring: backRing, binding: binding), port: binding.port)
-        try worker.start()
-        return BackendConnectResult(
-            connection: Connection(worker: worker, journal: journal, recoveredJournal: recovered))
+            description: "echo \(device.key)", refs: ring.refs, port: port, budget: budget,
+            EchoRequest.self, EchoResponse.self
+        ) { ring, binding, worker in
+            worker.attach(EchoEndpoint(ring: ring, binding: binding), port: binding.port)
+        }
+        return BackendConnectResult(connection: connection)
     }
 
     public func disconnect(_ device: BackendDeviceContext, _ connection: Connection) async {
-        await connection.worker.stop()
-        connection.journal.unlink()
+        await connection.disconnect()
     }
 
     /// Keeps the journal: the device stays Connected and the next echo
     /// backend process resumes it.
     public func suspend(_ device: BackendDeviceContext, _ connection: Connection) async {
-        await connection.worker.stop()
+        await connection.suspend()
     }
 }

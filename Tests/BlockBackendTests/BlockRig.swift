@@ -1,5 +1,6 @@
 import BlockBackend
 import Synchronization
+import SystemPackage
 import XenBus
 import XenBusTesting
 
@@ -96,7 +97,12 @@ final class BlockRig<Request: BlkifWireRequest, Response: BlkifWireResponse> {
     let endpoint: BlockEndpoint<Request, Response>
     let notifications = Counter()
 
-    init(storage: any BlockStorage, limits: BlockDiskLimits, pageOrder: Int = 0) throws {
+    convenience init(storage: any BlockStorage, limits: BlockDiskLimits, pageOrder: Int = 0) throws
+    {
+        try self.init(engine: SynchronousEngine(storage), limits: limits, pageOrder: pageOrder)
+    }
+
+    init(engine: any BlockEngine, limits: BlockDiskLimits, pageOrder: Int = 0) throws {
         ringGrant = grants.grant(from: guest, pages: 1 << pageOrder, writable: true)
         front = try FrontRing(initializing: ringGrant.bytes)
         let mapping = try grants.map(domain: guest, refs: ringGrant.refs, writable: true)
@@ -104,7 +110,7 @@ final class BlockRig<Request: BlkifWireRequest, Response: BlkifWireResponse> {
             ring: try BackRing(mapping: mapping), journal: nil)
         let counter = notifications
         endpoint = BlockEndpoint(
-            ring: ring, storage: storage, limits: limits, grants: grants, frontend: guest
+            ring: ring, engine: engine, limits: limits, grants: grants, frontend: guest
         ) { () throws(XenBusError) in counter.value.add(1, ordering: .relaxed) }
     }
 
@@ -118,9 +124,17 @@ final class BlockRig<Request: BlkifWireRequest, Response: BlkifWireResponse> {
         _ = front.pushRequests()
     }
 
-    /// Serves until the endpoint has no work left.
+    /// Serves until the endpoint has no work left and nothing in flight
+    /// (an engine of real I/O is polled: its completions come meanwhile).
     func serve(budget: Int = 64) throws {
-        while try endpoint.serve(budget: budget) {}
+        var rounds = 0
+        while try endpoint.serve(budget: budget) || endpoint.inFlight > 0 {
+            rounds += 1
+            if endpoint.inFlight > 0 { usleep(50) }
+            if rounds > 400_000 {
+                throw BlockBackendError.configuration("requests never completed")
+            }
+        }
     }
 
     func responses() throws -> [BlkifResponse] {
@@ -134,6 +148,39 @@ final class BlockRig<Request: BlkifWireRequest, Response: BlkifWireResponse> {
         try submit(request)
         try serve()
         return try responses().first
+    }
+}
+
+/// A 64-bit blkif ring's journal memory, zeroed: the test's stand-in for
+/// the tmpfs file a restarted blkback maps again.
+final class JournalMemory {
+    let slots: UInt32
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(slots: UInt32) {
+        self.slots = slots
+        bytes = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: RingJournal.byteCount(
+                slots: slots, requestSize: BlkifRequest64.wireSize,
+                responseSize: BlkifResponse64.wireSize),
+            alignment: 64)
+        bytes.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit { bytes.deallocate() }
+
+    /// A fresh journal for the connection `identity` (the first process).
+    func formatted(identity: UInt64) throws -> RingJournal {
+        try RingJournal(
+            formatting: bytes, slots: slots, requestSize: BlkifRequest64.wireSize,
+            responseSize: BlkifResponse64.wireSize, identity: identity)
+    }
+
+    /// The journal as the successor process finds it.
+    func recovered(identity: UInt64) -> RingJournal? {
+        RingJournal(
+            recovering: bytes, slots: slots, requestSize: BlkifRequest64.wireSize,
+            responseSize: BlkifResponse64.wireSize, identity: identity)
     }
 }
 
@@ -210,4 +257,59 @@ func fileBytes(_ path: String) -> [UInt8] {
         out += buffer[0..<count]
     }
     return out
+}
+
+/// An engine whose operations complete in a random order, a random part
+/// at each reap (so the backing sees them reordered, as concurrent I/O
+/// may), running them on `storage` at completion; tags in `held` do not
+/// complete until released. Its descriptor is never polled: the rig's
+/// serve loop reaps.
+final class ShuffledEngine: BlockEngine {
+    let storage: any BlockStorage
+    var random: HostileTests.Generator
+    var held: Set<UInt32> = []
+    private var queued: [(BlockOperation, UInt32)] = []
+    private var submitted: [(BlockOperation, UInt32)] = []
+    /// Operations submitted at once, at most.
+    var peakSubmitted = 0
+
+    init(_ storage: any BlockStorage, seed: UInt64) {
+        self.storage = storage
+        random = HostileTests.Generator(state: seed)
+    }
+
+    var room: Int { 256 - queued.count - submitted.count }
+    var completionDescriptor: FileDescriptor? { FileDescriptor(rawValue: 0) }
+    var hasUnsubmitted: Bool { !queued.isEmpty }
+    /// Only the rig's serve loop reaps (completions "arrive" later).
+    var hasCompletions: Bool { false }
+    func enqueue(_ operation: BlockOperation, tag: UInt32) { queued.append((operation, tag)) }
+
+    func submit() -> Bool {
+        submitted += queued
+        queued.removeAll()
+        peakSubmitted = max(peakSubmitted, submitted.count)
+        return true
+    }
+
+    func reap(_ body: (BlockCompletion) -> Void) {
+        submitted.shuffle(using: &random)
+        let count = submitted.isEmpty ? 0 : Int.random(in: 1...submitted.count, using: &random)
+        var kept: [(BlockOperation, UInt32)] = []
+        var done = 0
+        for (operation, tag) in submitted {
+            guard done < count, !held.contains(tag) else {
+                kept.append((operation, tag))
+                continue
+            }
+            done += 1
+            body(BlockCompletion(tag: tag, error: storage.perform(operation)))
+        }
+        submitted = kept
+    }
+
+    func drain() {
+        queued.removeAll()
+        submitted.removeAll()
+    }
 }

@@ -34,6 +34,64 @@ struct DriverTests {
             }, journalDirectory: journals)
     }
 
+    @Test(
+        "a file grown while connected: the ring takes the new size, then sectors and state are rewritten"
+    )
+    func onlineResize() async throws {
+        let file = try temporaryFile(patternBytes(1 << 20, seed: 31))  // 2048 sectors
+        defer { file.remove() }
+        let journals = "/tmp/blkback-journal-resize-\(getpid())"
+        let layout = FakeDeviceLayout(frontendDomain: DomainID(5), deviceID: 51728)
+        layout.create(
+            in: store,
+            backendNodes: ["type": "file", "params": file.path, "mode": "w", "device-type": "disk"])
+        let events = self.events
+        let driver = BlockDriver(
+            grants: grants,
+            openEventChannel: { () throws(XenBusError) -> any EventChannel in
+                try events.open(domain: DomainID(0))
+            }, journalDirectory: journals, resizeInterval: .milliseconds(20))
+        let running = Task { [store] in try await BackendBus(store: store, driver: driver).run() }
+        func node(_ name: String) -> String? { store.value("\(layout.backendPath)/\(name)") }
+        #expect(await eventually { node("state") == "2" })
+        let guest = try FakeFrontend(layout: layout, store: store, grants: grants, events: events)
+        let ringPages = try guest.publishRing(pageOrder: 0)
+        var front = try FrontRing<BlkifRequest64, BlkifResponse64>(initializing: ringPages.bytes)
+        guest.setState(.initialised)
+        #expect(await eventually { node("state") == "4" })
+        #expect(node("sectors") == "2048")
+        let port = try #require(guest.port)
+        let page = grants.grant(from: layout.frontendDomain, pages: 1, writable: true)
+        func read(_ id: UInt64, at sector: UInt64) async throws -> BlkifResponse? {
+            try front.enqueueRequest(
+                BlkifRequest64(
+                    rwRequest(BlkifOperation.read, id: id, sector: sector, refs: page.refs)))
+            if front.pushRequests() { try guest.channel.notify(port) }
+            var response: BlkifResponse?
+            _ = await eventually {
+                response = (try? front.nextResponse())??.response
+                return response != nil
+            }
+            return response
+        }
+        #expect(try await read(1, at: 2048)?.status == BlkifStatus.error, "past the end")
+        let stateWrites = store.writes.filter { $0.path == "\(layout.backendPath)/state" }.count
+        #expect(truncate(file.path, 3 << 20) == 0)
+        #expect(await eventually { node("sectors") == "6144" })
+        #expect(
+            await eventually {
+                store.writes.filter { $0.path == "\(layout.backendPath)/state" }.count > stateWrites
+            }, "state written Connected again, so blkfront re-reads sectors")
+        #expect(node("state") == "4")
+        #expect(try await read(2, at: 2048)?.status == BlkifStatus.okay, "the grown part")
+        #expect(try await read(3, at: 6144)?.status == BlkifStatus.error, "still bounded")
+        guest.setState(.closed)
+        #expect(await eventually { node("state") == "6" })
+        running.cancel()
+        try await running.value
+        rmdir(journals)
+    }
+
     @Test("handshake, features, a write and a read, and a restart that adopts the ring")
     func handshakeAndRestart() async throws {
         let original = patternBytes(4096 * 512, seed: 11)  // 2 MiB

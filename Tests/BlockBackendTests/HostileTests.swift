@@ -31,13 +31,23 @@ struct HostileTests {
         }
     }
 
-    func stream<Q: BlkifWireRequest, R: BlkifWireResponse>(_: Q.Type, _: R.Type, seed: UInt64)
-        throws
-    {
+    @Test("random requests completing in random order: the same guarantees")
+    func randomStreamReordered() throws {
+        try stream(BlkifRequest64.self, BlkifResponse64.self, seed: 0x5EED_1064, reordered: true)
+        try stream(BlkifRequest32.self, BlkifResponse32.self, seed: 0x5EED_1032, reordered: true)
+    }
+
+    func stream<Q: BlkifWireRequest, R: BlkifWireResponse>(
+        _: Q.Type, _: R.Type, seed: UInt64, reordered: Bool = false
+    ) throws {
         var random = Generator(state: seed)
         let disk = 512  // sectors
         let storage = MemoryStorage(sectors: disk)
-        let rig = try BlockRig<Q, R>(storage: storage, limits: storage.limits)
+        let rig =
+            reordered
+            ? try BlockRig<Q, R>(
+                engine: ShuffledEngine(storage, seed: seed ^ 0xA5A5), limits: storage.limits)
+            : try BlockRig<Q, R>(storage: storage, limits: storage.limits)
         let pages = rig.pages(16)
         let readOnlyPages = rig.pages(4, writable: false)
         // Another guest's page: never read or written through this device.

@@ -258,12 +258,7 @@ struct RedoTests {
         let guest = DomainID(4)
         let ringPages = grants.grant(from: guest, pages: 1, writable: true)
         var front = try FrontRing<BlkifRequest64, BlkifResponse64>(initializing: ringPages.bytes)
-        let slots: UInt32 = 32
-        let journalBytes = RingJournal.byteCount(
-            slots: slots, requestSize: BlkifRequest64.wireSize,
-            responseSize: BlkifResponse64.wireSize)
-        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: journalBytes, alignment: 64)
-        defer { memory.deallocate() }
+        let memory = JournalMemory(slots: 32)
         let data = grants.grant(from: guest, pages: 6, writable: true)
         data.bytes.copyBytes(from: patternBytes(6 * 4096, seed: 21))
         for index in 0..<6 {
@@ -276,17 +271,12 @@ struct RedoTests {
         _ = front.pushRequests()
         do {
             // The predecessor takes four requests and dies (nothing answered).
-            let journal = try RingJournal(
-                formatting: memory, slots: slots, requestSize: BlkifRequest64.wireSize,
-                responseSize: BlkifResponse64.wireSize, identity: 3)
+            let journal = try memory.formatted(identity: 3)
             var ring = JournaledBackRing<BlkifRequest64, BlkifResponse64>(
                 ring: try BackRing(attaching: ringPages.bytes), journal: journal)
             for _ in 0..<4 { _ = try ring.nextRequest() }
         }
-        let recovered = try #require(
-            RingJournal(
-                recovering: memory, slots: slots, requestSize: BlkifRequest64.wireSize,
-                responseSize: BlkifResponse64.wireSize, identity: 3))
+        let recovered = try #require(memory.recovered(identity: 3))
         let ring = try JournaledBackRing<BlkifRequest64, BlkifResponse64>(
             resuming: ringPages.bytes, keepAlive: nil, journal: recovered)
         #expect(ring.pendingRedo == 4)

@@ -22,7 +22,7 @@ struct SharedHandleTests {
         let ringA = try EchoPair(grants: grants, events: events, backendChannel: shared)
         let ringB = try EchoPair(grants: grants, events: events, backendChannel: shared)
         var frontB = try ManualFrontend(ringB.grant.bytes)
-        var backB = try BackRing<EchoRequest, EchoResponse>(mapping: ringB.mapping)
+        let backB = try BackRing<EchoRequest, EchoResponse>(mapping: ringB.mapping)
         try frontB.send(1)
         try ringB.guestChannel.notify(ringB.guestPort)
 

@@ -5,16 +5,13 @@
 /// others. Pure and allocation-free once its capacity is reached.
 public struct ReadyQueue: Sendable {
     private var queue: [Int] = []
-    private var head = 0
     private var queued: [Bool] = []
 
     public init() {}
 
-    /// No endpoint is waiting.
-    public var isEmpty: Bool { head == queue.count }
-
-    /// Endpoints waiting.
-    public var count: Int { queue.count - head }
+    /// No endpoint is waiting (an entry removed since it was queued may
+    /// still count until the next round skips it).
+    public var isEmpty: Bool { queue.isEmpty }
 
     /// Queues endpoint `id` (a small non-negative number) unless it is
     /// queued already.
@@ -25,10 +22,6 @@ public struct ReadyQueue: Sendable {
         }
         guard !queued[id] else { return }
         queued[id] = true
-        if head > 0 && head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        }
         queue.append(id)
     }
 
@@ -40,15 +33,10 @@ public struct ReadyQueue: Sendable {
     /// Takes the endpoints of one round, in order.
     public mutating func takeRound(into round: inout [Int]) {
         round.removeAll(keepingCapacity: true)
-        while head < queue.count {
-            let id = queue[head]
-            head += 1
-            if queued[id] {
-                queued[id] = false
-                round.append(id)
-            }
+        for id in queue where queued[id] {
+            queued[id] = false
+            round.append(id)
         }
         queue.removeAll(keepingCapacity: true)
-        head = 0
     }
 }
