@@ -80,6 +80,11 @@ public let xendOptionSpecs: [OptionSpec] = [
         summary: "Proxenos: seconds a domain must run before on_* restart applies again; "
             + "one that stops sooner is destroyed (xend 3.0's MINIMUM_RESTART_TIME, 20)"),
     OptionSpec(
+        name: "guest-shutdown-timeout", kind: .integer,
+        defaultValue: .integer(XendConfig.defaultGuestShutdownTimeout), usedBy: "init",
+        summary: "Proxenos: on poweroff or reboot, seconds the running guests get to shut "
+            + "down before the rest are destroyed (xendomains' XENDOMAINS_STOP_MAXWAIT)"),
+    OptionSpec(
         name: "console-limit", kind: .integer, defaultValue: .integer(1024), usedBy: "consoled",
         summary: "per-domain console buffer limit in KiB"),
     OptionSpec(
@@ -235,6 +240,11 @@ public struct XendConfig: Sendable {
     public var consoleLimit: Int64 { integer("console-limit") ?? 1024 }
     /// xend's restart-loop guard in seconds (never negative).
     public var minimumRestartTime: Int64 { max(0, integer("minimum-restart-time") ?? 20) }
+    /// The host shutdown's deadline for the guests, in seconds (0 to a day).
+    public var guestShutdownTimeout: Int64 {
+        min(86_400, max(0, integer("guest-shutdown-timeout") ?? Self.defaultGuestShutdownTimeout))
+    }
+    public static let defaultGuestShutdownTimeout: Int64 = 60
     public var enableDump: Bool { bool("enable-dump") ?? false }
     public var vncListen: String { text("vnc-listen") ?? "127.0.0.1" }
     public var relocationServer: Bool { bool("xend-relocation-server") ?? false }

@@ -94,6 +94,15 @@ struct XendConfigTests {
         #expect(try config("(minimum-restart-time -5)").minimumRestartTime == 0)
     }
 
+    @Test("guest-shutdown-timeout: the host shutdown's deadline, 60 s unless set, 0 to a day")
+    func guestShutdownDeadline() throws {
+        #expect(try config("(dom0-cpus 0)").guestShutdownTimeout == 60)
+        #expect(try config("(guest-shutdown-timeout 15)").guestShutdownTimeout == 15)
+        #expect(try config("(guest-shutdown-timeout -1)").guestShutdownTimeout == 0)
+        #expect(try config("(guest-shutdown-timeout 999999)").guestShutdownTimeout == 86_400)
+        #expect(throws: ConfigError.self) { try config("(guest-shutdown-timeout soon)") }
+    }
+
     @Test func typedKeys() throws {
         let parsed = try config(
             """
