@@ -45,6 +45,9 @@ public enum ToolstackError: Error, Sendable, Equatable, CustomStringConvertible 
     /// xenstored died and was respawned with an empty tree (`since` is
     /// PID 1's note of when): new domains are refused until a reboot.
     case xenstoreLost(since: String)
+    /// The host's shutdown began (`xm shutdown --all --wait --host`): no
+    /// domain is created, restored or restarted any more.
+    case hostShuttingDown
 
     public var description: String {
         switch self {
@@ -96,6 +99,8 @@ public enum ToolstackError: Error, Sendable, Equatable, CustomStringConvertible 
             return "xenstored died and was restarted \(since): the xenstore tree and every "
                 + "guest's xenstore connection were lost, so xend creates no domains until the "
                 + "appliance reboots (running guests go on, unmanaged)"
+        case .hostShuttingDown:
+            return "the appliance is shutting down: xend starts no domain any more"
         }
     }
 
@@ -121,6 +126,7 @@ public enum ToolstackError: Error, Sendable, Equatable, CustomStringConvertible 
         case .daemonUnavailable: return "unavailable"
         case .remote: return "remote"
         case .xenstoreLost: return "xenstore-lost"
+        case .hostShuttingDown: return "host-shutdown"
         }
     }
 }

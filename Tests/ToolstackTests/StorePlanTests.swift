@@ -54,6 +54,10 @@ import XenStore
         #expect(try node(nodes, "\(back)/frontend-id").value == "5")
         #expect(try node(nodes, "\(back)/script").value == "vif-bridge")
         #expect(!nodes.contains { $0.path == "\(back)/bridge" })
+        // xend-config.sxp's vif-script for a vif that names none.
+        let routed = StorePlan.deviceNodes(
+            domid: 5, spec: spec, types: ["vif"], vifScript: "vif-route")
+        #expect(try node(routed, "\(back)/script").value == "vif-route")
 
         // Parents precede children, so writing in order never creates a
         // directory with the wrong owner.

@@ -161,7 +161,6 @@ import Testing
             .pause(domain: "demo"), .unpause(domain: "demo"),
             .save(domain: "demo", path: "/var/lib/xen/save/demo"),
             .restore(path: "/var/lib/xen/save/demo", paused: true), .info, .dmesg(clear: true),
-            .consoleTTY(domain: "demo", waitSeconds: 30),
         ]
         for request in requests {
             var expected = request
@@ -196,7 +195,7 @@ import Testing
             ]),
             .domains([]),
             .info([("host", "proxenos"), ("xen_major", "4")]),
-            .text("(XEN) line one\n(XEN) line two\n"), .tty("/dev/pts/2"),
+            .text("(XEN) line one\n(XEN) line two\n"),
             .failure(kind: "no-such-domain", message: "no domain 'x'"),
         ]
         for response in responses {

@@ -320,6 +320,141 @@ import XenStore
         #expect(harness.store.value(at: "/local/domain/\(stubborn)") == nil)
     }
 
+    /// Guests that power off once asked (`control/shutdown` = poweroff),
+    /// as Linux does, until cancelled.
+    func obey(_ harness: Harness, _ domids: [UInt32]) -> Task<Void, Never> {
+        Task {
+            var left = Set(domids)
+            while !left.isEmpty && !Task.isCancelled {
+                for domid in left
+                where harness.store.value(at: "/local/domain/\(domid)/control/shutdown")
+                    == "poweroff"
+                {
+                    harness.hypervisor.shutDown(domid, reason: .poweroff)
+                    try? await harness.client.releaseDomain(domid)
+                    left.remove(domid)
+                }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+    }
+
+    @Test("host shutdown: obeying guests stop (on_poweroff=restart too), the rest is destroyed")
+    func hostShutdownStopsEveryGuest() async throws {
+        let harness = try Harness()
+        let monitor = Task { try await harness.xend.monitor() }
+        defer { monitor.cancel() }
+        func create(_ name: String, _ arguments: [String] = []) async throws -> UInt32 {
+            try created(
+                await harness.response(
+                    .create(
+                        try Harness.demoSpec(name: name, arguments: arguments),
+                        skipDevices: false, paused: false)))
+        }
+        let plain = try await create("plain")
+        let phoenix = try await create("phoenix", ["on_poweroff=restart"])
+        let stubborn = try await create("stubborn")
+        let crashed = try await create("crashed", ["on_crash=preserve"])
+        harness.hypervisor.shutDown(crashed, reason: .crash)
+        try await harness.client.releaseDomain(crashed)
+        await eventually("the crashed guest to be preserved") {
+            guard case .domains(let list) = await harness.response(.list(domain: "crashed"))
+            else { return false }
+            return list.first?.state.crashed == true
+        }
+        let guests = obey(harness, [plain, phoenix])
+        defer { guests.cancel() }
+
+        let started = ContinuousClock.now
+        let response = await harness.response(
+            .shutdownAll(reboot: false, timeoutSeconds: 1, host: true))
+        let took = ContinuousClock.now - started
+        guard case .outcomes(let outcomes) = response else {
+            Issue.record("expected outcomes, got \(response)")
+            return
+        }
+        #expect(outcomes.map(\.domid) == [plain, phoenix, stubborn, crashed])
+        #expect(outcomes.map(\.name) == ["plain", "phoenix", "stubborn", "crashed"])
+        for outcome in outcomes.prefix(2) {
+            guard case .stopped(let seconds) = outcome.result else {
+                Issue.record("\(outcome.name) did not stop cleanly: \(outcome)")
+                continue
+            }
+            #expect(seconds < 1)
+            #expect(
+                outcome.description.hasPrefix("\(outcome.name) (\(outcome.domid)): shut down in "))
+        }
+        #expect(outcomes[2].result == .destroyed(deadline: 1))
+        #expect(
+            outcomes[2].description
+                == "stubborn (\(stubborn)): destroyed after the 1 s deadline (no shutdown by then)")
+        #expect(outcomes[3].result == .wasStopped)
+        #expect(outcomes.map(\.isClean) == [true, true, false, true])
+        #expect(took >= .seconds(1) && took < .seconds(10))
+        // Nothing left, nothing restarted (phoenix's on_poweroff=restart).
+        #expect(harness.hypervisor.domids == [0])
+        for domid in [plain, phoenix, stubborn, crashed] {
+            #expect(harness.store.value(at: "/local/domain/\(domid)") == nil)
+        }
+        // And nothing starts any more.
+        let late = await harness.response(
+            .create(try Harness.demoSpec(name: "late"), skipDevices: false, paused: false))
+        #expect(failure(late)?.kind == "host-shutdown")
+        #expect(harness.hypervisor.domids == [0])
+    }
+
+    @Test("xm shutdown -a -w outside a host shutdown: on_poweroff applies, creating goes on")
+    func shutdownAllKeepsLifecyclePolicy() async throws {
+        let harness = try Harness()
+        let monitor = Task { try await harness.xend.monitor() }
+        defer { monitor.cancel() }
+        let phoenix = try created(
+            await harness.response(
+                .create(
+                    try Harness.demoSpec(name: "phoenix", arguments: ["on_poweroff=restart"]),
+                    skipDevices: false, paused: false)))
+        let guests = obey(harness, [phoenix])
+        defer { guests.cancel() }
+        let response = await harness.response(
+            .shutdownAll(reboot: false, timeoutSeconds: 10, host: false))
+        guard case .outcomes(let outcomes) = response, outcomes.count == 1 else {
+            Issue.record("expected one outcome, got \(response)")
+            return
+        }
+        #expect(outcomes[0].isClean)
+        await eventually("phoenix restarted as a new domain") {
+            let ids = harness.hypervisor.domids
+            return ids.count == 2 && !ids.contains(phoenix)
+        }
+        let other = await harness.response(
+            .create(try Harness.demoSpec(name: "other"), skipDevices: false, paused: false))
+        #expect(failure(other) == nil)
+        // No guest at all: an empty answer.
+        let empty = try Harness()
+        #expect(
+            await empty.response(.shutdownAll(reboot: false, timeoutSeconds: 1, host: true))
+                == .outcomes([]))
+    }
+
+    @Test func shutdownAllTravelsOverTheWire() throws {
+        let request = XendRequest.shutdownAll(reboot: true, timeoutSeconds: 45, host: true)
+        #expect(try XendRequest(XendWire.parse(XendWire.render(request.sxp))) == request)
+        #expect(throws: ToolstackError.self) {
+            try XendRequest(XendWire.parse("(shutdown-all (timeout -3))"))
+        }
+        let outcomes = XendResponse.outcomes([
+            GuestStopOutcome(name: "a", domid: 3, result: .stopped(seconds: 4.25)),
+            GuestStopOutcome(name: "b", domid: 4, reboot: true, result: .wasStopped),
+            GuestStopOutcome(name: "c", domid: 5, result: .destroyed(deadline: 60)),
+            GuestStopOutcome(name: "d", domid: 6, result: .failed("xc_domain_destroy: EPERM")),
+        ])
+        #expect(try XendResponse(XendWire.parse(XendWire.render(outcomes.sxp))) == outcomes)
+        #expect(throws: ToolstackError.self) {
+            try XendResponse(
+                XendWire.parse("(ok (outcomes (guest (name x) (domid 1) (result gone))))"))
+        }
+    }
+
     @Test func saveAndRestore() async throws {
         let harness = try Harness()
         let directory = TemporaryDirectory()
@@ -426,24 +561,6 @@ import XenStore
         // It manages what it adopted.
         #expect(await second.handle(.destroy(domain: "debian1")) == .done)
         #expect(harness.paths(under: "/local/domain/0/backend/vbd/\(domid)").isEmpty)
-    }
-
-    @Test func hostileConsoleNodeIsNotFollowed() async throws {
-        let harness = try Harness()
-        let domid = try created(
-            await harness.response(
-                .create(try Harness.demoSpec(), skipDevices: false, paused: false)))
-        try harness.store.write("/local/domain/\(domid)/console/tty", "/dev/sda")
-        let response = await harness.response(.consoleTTY(domain: "demo", waitSeconds: 0))
-        #expect(failure(response)?.kind == "guest-fault")
-        try harness.store.write("/local/domain/\(domid)/console/tty", "/dev/pts/4")
-        #expect(
-            await harness.response(.consoleTTY(domain: "demo", waitSeconds: 0))
-                == .tty("/dev/pts/4"))
-        #expect(Xend.isPseudoTerminal("/dev/pts/12"))
-        for bad in ["/dev/pts/", "/dev/pts/1/../../sda", "/dev/pts/x", "/dev/ptmx", "pts/1"] {
-            #expect(!Xend.isPseudoTerminal(bad), "\(bad)")
-        }
     }
 
     @Test func infoAndDmesg() async throws {

@@ -222,9 +222,13 @@ public enum StorePlan {
         ]
     }
 
+    /// A vif's `script` when neither its config nor xend-config.sxp names
+    /// one (xend's default).
+    public static let defaultVifScript = "vif-bridge"
+
     /// A virtual network interface `index` (vifD.index).
     public static func vifNodes(
-        domid: UInt32, index: Int, vif: VifSpec, defaultScript: String = "vif-bridge",
+        domid: UInt32, index: Int, vif: VifSpec, defaultScript: String = defaultVifScript,
         backendDomid: UInt32 = 0
     ) -> [StoreNode] {
         let front = StorePaths.frontend("vif", domid: domid, device: index)
@@ -259,16 +263,18 @@ public enum StorePlan {
     }
 
     /// Every device node of a spec, for the device types in `types`.
-    public static func deviceNodes(domid: UInt32, spec: DomainSpec, types: Set<String>)
-        -> [StoreNode]
-    {
+    /// `vifScript`: the `script` of a vif whose config names none
+    /// (xend-config.sxp's vif-script).
+    public static func deviceNodes(
+        domid: UInt32, spec: DomainSpec, types: Set<String>, vifScript: String = defaultVifScript
+    ) -> [StoreNode] {
         var nodes: [StoreNode] = []
         if types.contains("vbd") {
             for disk in spec.disks { nodes += vbdNodes(domid: domid, disk: disk) }
         }
         if types.contains("vif") {
             for (index, vif) in spec.vifs.enumerated() {
-                nodes += vifNodes(domid: domid, index: index, vif: vif)
+                nodes += vifNodes(domid: domid, index: index, vif: vif, defaultScript: vifScript)
             }
         }
         return nodes

@@ -12,6 +12,11 @@ public enum XendRequest: Sendable, Equatable {
     /// Ask the guest to power off (or reboot); with `wait`, return once
     /// the domain is gone, destroying it after `timeoutSeconds`.
     case shutdown(domain: String, reboot: Bool, wait: Bool, timeoutSeconds: Int)
+    /// Ask every guest at once to power off (or reboot) and wait until
+    /// each is gone, destroying those left after `timeoutSeconds`; the
+    /// answer is one line per guest. `host`: the appliance is going down,
+    /// so from now on no domain is created, restored or restarted.
+    case shutdownAll(reboot: Bool, timeoutSeconds: Int, host: Bool)
     case pause(domain: String)
     case unpause(domain: String)
     /// Save to a file in dom0 (absolute path) and destroy the domain.
@@ -20,9 +25,6 @@ public enum XendRequest: Sendable, Equatable {
     case info
     /// Xen's console ring.
     case dmesg(clear: Bool)
-    /// The pty of a domain's console, waiting up to `waitSeconds` for
-    /// xenconsoled to publish it.
-    case consoleTTY(domain: String, waitSeconds: Int)
     /// Hot plug: add a disk to a running domain.
     case blockAttach(domain: String, disk: DiskSpec)
     /// Hot unplug a disk (`device`: its name, e.g. `xvdb`, or number);
@@ -47,6 +49,11 @@ public enum XendRequest: Sendable, Equatable {
                 .atom("shutdown"), sxpField("domain", domain), sxpField("reboot", reboot ? 1 : 0),
                 sxpField("wait", wait ? 1 : 0), sxpField("timeout", timeout),
             ])
+        case .shutdownAll(let reboot, let timeout, let host):
+            return .list([
+                .atom("shutdown-all"), sxpField("reboot", reboot ? 1 : 0),
+                sxpField("timeout", timeout), sxpField("host", host ? 1 : 0),
+            ])
         case .pause(let domain):
             return .list([.atom("pause"), sxpField("domain", domain)])
         case .unpause(let domain):
@@ -61,8 +68,6 @@ public enum XendRequest: Sendable, Equatable {
             return .list([.atom("info")])
         case .dmesg(let clear):
             return .list([.atom("dmesg"), sxpField("clear", clear ? 1 : 0)])
-        case .consoleTTY(let domain, let wait):
-            return .list([.atom("console"), sxpField("domain", domain), sxpField("wait", wait)])
         case .blockAttach(let domain, let disk):
             return .list([
                 .atom("block-attach"), sxpField("domain", domain),
@@ -111,6 +116,12 @@ public enum XendRequest: Sendable, Equatable {
             self = .shutdown(
                 domain: try domain(), reboot: flag("reboot"), wait: flag("wait"),
                 timeoutSeconds: timeout)
+        case "shutdown-all":
+            let timeout = sxp.field("timeout")?.intValue ?? -1
+            guard timeout >= 0, timeout <= 86_400 else {
+                throw .malformedMessage("shutdown-all timeout \(timeout) s is out of range")
+            }
+            self = .shutdownAll(reboot: flag("reboot"), timeoutSeconds: timeout, host: flag("host"))
         case "pause":
             self = .pause(domain: try domain())
         case "unpause":
@@ -123,12 +134,6 @@ public enum XendRequest: Sendable, Equatable {
             self = .info
         case "dmesg":
             self = .dmesg(clear: flag("clear"))
-        case "console":
-            let wait = sxp.field("wait")?.intValue ?? 0
-            guard wait >= 0, wait <= 3600 else {
-                throw .malformedMessage("console wait \(wait) s is out of range")
-            }
-            self = .consoleTTY(domain: try domain(), waitSeconds: wait)
         case "block-attach":
             guard let disk = sxp.children("device").first?.tail.first else {
                 throw .malformedMessage("(block-attach ...) carries no (device (vbd ...))")
@@ -156,7 +161,8 @@ public enum XendResponse: Sendable, Equatable {
     case domains([DomainSummary])
     case info([(String, String)])
     case text(String)
-    case tty(String)
+    /// What became of each guest (`shutdown-all`).
+    case outcomes([GuestStopOutcome])
     case failure(kind: String, message: String)
 
     public static func == (lhs: XendResponse, rhs: XendResponse) -> Bool {
@@ -168,7 +174,7 @@ public enum XendResponse: Sendable, Equatable {
         case (.info(let a), .info(let b)):
             return a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
         case (.text(let a), .text(let b)): return a == b
-        case (.tty(let a), .tty(let b)): return a == b
+        case (.outcomes(let a), .outcomes(let b)): return a == b
         case (.failure(let a, let b), .failure(let c, let d)): return a == c && b == d
         default: return false
         }
@@ -193,8 +199,8 @@ public enum XendResponse: Sendable, Equatable {
             return .list([.atom("ok"), .list([.atom("info")] + pairs.map { sxpField($0.0, $0.1) })])
         case .text(let text):
             return .list([.atom("ok"), sxpField("text", text)])
-        case .tty(let path):
-            return .list([.atom("ok"), sxpField("tty", path)])
+        case .outcomes(let outcomes):
+            return .list([.atom("ok"), .list([.atom("outcomes")] + outcomes.map(Self.encode))])
         case .failure(let kind, let message):
             return .list([.atom("error"), sxpField("kind", kind), sxpField("message", message)])
         }
@@ -209,8 +215,6 @@ public enum XendResponse: Sendable, Equatable {
         case "ok":
             if let message = sxp.field("message")?.stringValue {
                 self = .message(message)
-            } else if let tty = sxp.field("tty")?.stringValue {
-                self = .tty(tty)
             } else if let text = sxp.field("text")?.stringValue {
                 self = .text(text)
             } else if let domid = sxp.field("domid")?.intValue,
@@ -228,6 +232,10 @@ public enum XendResponse: Sendable, Equatable {
                         }
                         return (key, value)
                     })
+            } else if let list = sxp.children("outcomes").first {
+                var outcomes: [GuestStopOutcome] = []
+                for item in list.children("guest") { outcomes.append(try Self.decodeOutcome(item)) }
+                self = .outcomes(outcomes)
             } else if let list = sxp.children("domains").first {
                 var domains: [DomainSummary] = []
                 for item in list.children("domain") { domains.append(try Self.decodeDomain(item)) }
@@ -252,6 +260,56 @@ public enum XendResponse: Sendable, Equatable {
         ]
         if let spec = domain.spec { items.append(SpecCodec.encode(spec)) }
         return .list(items)
+    }
+
+    static func encode(_ outcome: GuestStopOutcome) -> DomainSXP {
+        var items: [DomainSXP] = [
+            .atom("guest"), sxpField("name", outcome.name), sxpField("domid", Int(outcome.domid)),
+            sxpField("reboot", outcome.reboot ? 1 : 0),
+        ]
+        switch outcome.result {
+        case .stopped(let seconds):
+            // Milliseconds: the wire carries integers.
+            items += [
+                sxpField("result", "stopped"), sxpField("ms", Int((seconds * 1000).rounded())),
+            ]
+        case .wasStopped:
+            items.append(sxpField("result", "was-stopped"))
+        case .destroyed(let deadline):
+            items += [sxpField("result", "destroyed"), sxpField("deadline", deadline)]
+        case .failed(let reason):
+            items += [sxpField("result", "failed"), sxpField("reason", reason)]
+        }
+        return .list(items)
+    }
+
+    static func decodeOutcome(_ sxp: DomainSXP) throws(ToolstackError) -> GuestStopOutcome {
+        guard let name = sxp.field("name")?.stringValue,
+            let domid = sxp.field("domid")?.intValue, domid >= 0, domid <= Int(UInt32.max),
+            let kind = sxp.field("result")?.stringValue
+        else { throw .malformedMessage("a (guest ...) outcome lacks its name, domid or result") }
+        let result: GuestStopOutcome.Result
+        switch kind {
+        case "stopped":
+            guard let ms = sxp.field("ms")?.intValue, ms >= 0 else {
+                throw .malformedMessage("a stopped guest's outcome has no (ms N)")
+            }
+            result = .stopped(seconds: Double(ms) / 1000)
+        case "was-stopped":
+            result = .wasStopped
+        case "destroyed":
+            guard let deadline = sxp.field("deadline")?.intValue, deadline >= 0 else {
+                throw .malformedMessage("a destroyed guest's outcome has no (deadline N)")
+            }
+            result = .destroyed(deadline: deadline)
+        case "failed":
+            result = .failed(sxp.field("reason")?.stringValue ?? "unknown")
+        default:
+            throw .malformedMessage("unknown guest outcome '\(kind)'")
+        }
+        return GuestStopOutcome(
+            name: name, domid: UInt32(domid), reboot: sxp.field("reboot")?.intValue == 1,
+            result: result)
     }
 
     static func decodeDomain(_ sxp: DomainSXP) throws(ToolstackError) -> DomainSummary {

@@ -50,9 +50,13 @@ extension Xend {
             }
             guard record.phase == .running, info.isShutdown else { continue }
             let uptime = Int(monotonicSeconds() - record.createdAt)
-            let decision = LifecyclePolicy.decide(
-                reason: info.shutdownReason, spec: record.spec, uptimeSeconds: uptime,
-                saving: false, minimumRestartSeconds: settings.minimumRestartSeconds)
+            // Going down with the host: a guest that stopped stays stopped.
+            let decision =
+                hostShuttingDown
+                ? .destroy
+                : LifecyclePolicy.decide(
+                    reason: info.shutdownReason, spec: record.spec, uptimeSeconds: uptime,
+                    saving: false, minimumRestartSeconds: settings.minimumRestartSeconds)
             let reason = info.shutdownReason?.description ?? "an unknown reason"
             await apply(decision, to: record, reason: reason)
         }

@@ -19,7 +19,7 @@ public struct XendSettings: Sendable {
     /// Poll interval for state waits.
     public var pollInterval: Duration = .milliseconds(100)
     /// The `script` a vif gets when its config names none.
-    public var defaultVifScript = "vif-bridge"
+    public var defaultVifScript = StorePlan.defaultVifScript
     /// Whether a device backend must announce itself before xend writes
     /// device trees of its type (tests turn it off to plan devices).
     public var requireBackendMarkers = true
@@ -68,6 +68,10 @@ public actor Xend {
     var pendingNames: Set<String> = []
     var reconciling = false
     var reconcileAgain = false
+    /// Set by a host shutdown (PID 1's `xm shutdown --all --wait --host`):
+    /// stopped guests are destroyed, whatever their on_* says, and no
+    /// domain is created, restored or restarted any more.
+    var hostShuttingDown = false
 
     public init(
         hypervisor: any Hypervisor, store: XenStoreClient, settings: XendSettings = XendSettings(),
@@ -96,6 +100,10 @@ public actor Xend {
                 return .done
             case .shutdown(let name, let reboot, let wait, let timeout):
                 return try await shutdown(name, reboot: reboot, wait: wait, timeout: timeout)
+            case .shutdownAll(let reboot, let timeout, let host):
+                let outcomes = await shutdownAll(
+                    reboot: reboot, timeoutSeconds: timeout, host: host)
+                return .outcomes(outcomes)
             case .pause(let name):
                 let (domid, _) = try await resolve(name)
                 try refuseDom0(domid, name, "cannot be paused")
@@ -116,8 +124,6 @@ public actor Xend {
                 return .info(try await info())
             case .dmesg(let clear):
                 return .text(try hypervisor.consoleRing(clear: clear))
-            case .consoleTTY(let name, let wait):
-                return .tty(try await consoleTTY(name, waitSeconds: wait))
             case .blockAttach(let name, let disk):
                 try await blockAttach(name, disk: disk)
                 return .done
@@ -232,10 +238,12 @@ public actor Xend {
     // MARK: create
 
     /// Creates and starts a domain; on any failure nothing is left behind.
-    /// Throws ``ToolstackError/xenstoreLost(since:)`` once xenstored has
+    /// Refuses during a host shutdown, and throws
+    /// ``ToolstackError/xenstoreLost(since:)`` once xenstored has
     /// died: the respawned one has none of the old tree, and a domain
     /// built now would share a host with guests nobody can manage.
     func ensureXenstoreIntact() throws(ToolstackError) {
+        if hostShuttingDown { throw .hostShuttingDown }
         guard let path = settings.xenstoreLossMarker, let note = lossNote(path) else { return }
         throw .xenstoreLost(since: note)
     }
@@ -397,7 +405,8 @@ public actor Xend {
             createdAt: monotonicSeconds())
         try await writeNodes(nodes, replacing: StorePlan.cleanupPaths(domid: domid, uuid: uuid))
         try await store.introduceDomain(domid, mfn: rings.storeMFN, eventChannel: rings.storePort)
-        let devices = StorePlan.deviceNodes(domid: domid, spec: spec, types: deviceTypes)
+        let devices = StorePlan.deviceNodes(
+            domid: domid, spec: spec, types: deviceTypes, vifScript: settings.defaultVifScript)
         guard !devices.isEmpty else { return }
         try await writeNodes(devices, replacing: [])
         try await waitForBackends(
@@ -550,38 +559,6 @@ public actor Xend {
         throw ToolstackError.guestTimeout(
             domid: domid, what: "\(reboot ? "reboot" : "shut down") (it was destroyed)",
             seconds: timeout)
-    }
-
-    // MARK: console
-
-    /// The console pty xenconsoled opened for a domain.
-    func consoleTTY(_ name: String, waitSeconds: Int) async throws -> String {
-        let (domid, _) = try await resolve(name)
-        try refuseDom0(domid, name, "has no guest console (use the serial console)")
-        let path = "\(StorePaths.domain(domid))/console/tty"
-        let deadline = monotonicSeconds() + Double(waitSeconds)
-        while true {
-            if let tty = try await store.readIfPresent(path), !tty.isEmpty {
-                guard Self.isPseudoTerminal(tty) else {
-                    throw ToolstackError.guestFault(
-                        domid: domid, "its console tty node holds '\(tty)', not a /dev/pts path")
-                }
-                return tty
-            }
-            guard monotonicSeconds() < deadline else {
-                throw ToolstackError.notAllowed(
-                    domain: name, reason: "no console pty yet (is xenconsoled running?)")
-            }
-            try await Task.sleep(for: settings.pollInterval)
-        }
-    }
-
-    /// `/dev/pts/N` only: xm must never open another device for a guest.
-    static func isPseudoTerminal(_ path: String) -> Bool {
-        guard path.hasPrefix("/dev/pts/") else { return false }
-        let number = path.dropFirst("/dev/pts/".count)
-        return !number.isEmpty && number.count <= 9
-            && number.allSatisfy { $0.isASCII && $0.isNumber }
     }
 }
 
