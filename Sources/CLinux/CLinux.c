@@ -24,6 +24,10 @@ int clinux_finit_module(int fd, const char *params, int flags) {
     return (int)syscall(SYS_finit_module, fd, params, flags);
 }
 
+long clinux_getrandom(void *buffer, size_t length) {
+    return (long)syscall(SYS_getrandom, buffer, length, 0);
+}
+
 int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) {
     return ioctl(fd, request, arg);
 }

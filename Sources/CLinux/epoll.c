@@ -9,6 +9,7 @@ const uint32_t CLINUX_EPOLLIN = EPOLLIN;
 const uint32_t CLINUX_EPOLLOUT = EPOLLOUT;
 const uint32_t CLINUX_EPOLLERR = EPOLLERR;
 const uint32_t CLINUX_EPOLLHUP = EPOLLHUP;
+const uint32_t CLINUX_EPOLLET = EPOLLET;
 
 int clinux_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 

@@ -25,9 +25,14 @@ extension InitProcess.BootStep {
     /// A step that runs a program to completion (in its own process, so a
     /// fault in it cannot take PID 1 down) with its output in a log file,
     /// killing it after `timeout`. PID 1 supervises on while it runs.
+    /// `onlyWith` names a kernel command-line key without which the step
+    /// is skipped; `holdsBanner: false` lets the banner come before it ends.
     public static func command(
-        name: String, after: Trigger, argv: [String], log: String, timeout: Duration
+        name: String, after: Trigger, argv: [String], log: String, timeout: Duration,
+        onlyWith: String? = nil, holdsBanner: Bool = true
     ) -> Self {
-        Self(name: name, after: after, action: .program(argv: argv, log: log, timeout: timeout))
+        Self(
+            name: name, after: after, action: .program(argv: argv, log: log, timeout: timeout),
+            onlyWith: onlyWith, holdsBanner: holdsBanner)
     }
 }

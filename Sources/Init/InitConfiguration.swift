@@ -15,6 +15,8 @@ public struct InitConfiguration: Sendable, Equatable {
 
     public static let knownKeys: Set<String> = [
         "hostname", "console", "shell", "disable", "modules", "debug",
+        // Read by other programs: `proxenos netconf dom0` and `proxenos provision`.
+        "net", "config", "config.sha256",
     ]
 
     public init() {}
@@ -48,6 +50,8 @@ public struct InitConfiguration: Sendable, Equatable {
                 extraModules += Self.list(value)
             case "debug":
                 debug = Self.boolean(value) ?? true
+            case "net", "config", "config.sha256":
+                break
             default:
                 warnings.append("unknown kernel parameter proxenos.\(key); ignored")
             }

@@ -40,6 +40,7 @@ public final class InitProcess {
     /// /proc/uptime, readable before /proc is mounted): for the debug trace.
     private let startedAt = InitProcess.bootClock()
     private var configuration = InitConfiguration()
+    private var commandLine = KernelCommandLine("")
     private var supervisor = Supervisor(services: [])
     private var signalDescriptor: Int32 = -1
     private var bootSteps: [BootStep]
@@ -57,11 +58,15 @@ public final class InitProcess {
             /// Every kernel module of the boot list is loaded (the network
             /// drivers load in the background while services start).
             case modulesLoaded
+            /// The named boot step has ended (whether it succeeded or not:
+            /// a failed step is reported, and boot goes on).
+            case stepDone(String)
 
             public var description: String {
                 switch self {
                 case .ready(let service): return "\(service) ready"
                 case .modulesLoaded: return "modules loaded"
+                case .stepDone(let step): return "\(step) done"
                 }
             }
         }
@@ -79,11 +84,23 @@ public final class InitProcess {
         public var name: String
         public var after: Trigger
         public var action: Action
+        /// A kernel command-line key (`proxenos.config`) the step is for:
+        /// without it the step is skipped, costing the boot nothing, and
+        /// counts as done for the steps after it.
+        public var onlyWith: String?
+        /// Whether the ready banner waits for the step (dom0's DHCP lease
+        /// does not hold it: the console says when the lease comes).
+        public var holdsBanner: Bool
 
-        public init(name: String, after: Trigger, action: Action) {
+        public init(
+            name: String, after: Trigger, action: Action, onlyWith: String? = nil,
+            holdsBanner: Bool = true
+        ) {
             self.name = name
             self.after = after
             self.action = action
+            self.onlyWith = onlyWith
+            self.holdsBanner = holdsBanner
         }
 
         /// A step run in PID 1.
@@ -95,17 +112,53 @@ public final class InitProcess {
     /// A program step that is running.
     private struct RunningStep {
         var name: String
+        var holdsBanner: Bool
         var command: String
         var log: String
         var timeout: Duration
         var deadline: Duration
     }
 
-    private var runningSteps: [pid_t: RunningStep] = [:]
-    private let modules = BackgroundModules()
+    /// A program run first on poweroff, reboot or halt, while every
+    /// service still runs (xm asking xend to shut the guests down).
+    public struct ShutdownStep: Sendable {
+        /// Its argv and how long it may run, decided at shutdown time: its
+        /// configuration may have changed since boot.
+        public struct Plan: Sendable, Equatable {
+            public var argv: [String]
+            public var timeout: Duration
+            /// Said on the console before it runs.
+            public var announcement: String
 
-    public init(bootSteps: [BootStep]) {
+            public init(argv: [String], timeout: Duration, announcement: String) {
+                self.argv = argv
+                self.timeout = timeout
+                self.announcement = announcement
+            }
+        }
+
+        public var name: String
+        /// Runs only while this service runs (nobody to ask otherwise).
+        public var needs: String
+        public var plan: @Sendable () -> Plan
+
+        public init(name: String, needs: String, plan: @escaping @Sendable () -> Plan) {
+            self.name = name
+            self.needs = needs
+            self.plan = plan
+        }
+    }
+
+    private var runningSteps: [pid_t: RunningStep] = [:]
+    /// Steps that have ended, for `.stepDone` triggers.
+    private var endedSteps: Set<String> = []
+    private let modules = BackgroundModules()
+    private let randomness = KernelRandomness()
+    private let shutdownSteps: [ShutdownStep]
+
+    public init(bootSteps: [BootStep], shutdownSteps: [ShutdownStep] = []) {
         self.bootSteps = bootSteps
+        self.shutdownSteps = shutdownSteps
     }
 
     private var now: Duration { ContinuousClock.now - epoch }
@@ -126,12 +179,14 @@ public final class InitProcess {
         for spec in SystemLayout.earlyMounts {
             report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
         }
-        let commandLine = KernelCommandLine(Files.readIfPresent("/proc/cmdline") ?? "")
+        commandLine = KernelCommandLine(Files.readIfPresent("/proc/cmdline") ?? "")
         configuration = InitConfiguration(commandLine: commandLine)
         for warning in configuration.warnings { Console.say(warning) }
         consoleDevice = "/dev/" + (configuration.console ?? Self.activeConsole() ?? "console")
 
         trace("PID 1 started at \(Banner.twoDecimals(startedAt)) s; mounted, command line read")
+        let debug = configuration.debug
+        randomness.waitInBackground { Self.trace("kernel random numbers ready", if: debug) }
         loadModules()
         for spec in SystemLayout.xenMounts {
             report("mount \(spec.target)") { () throws(Errno) in try Mounts.mount(spec) }
@@ -210,13 +265,27 @@ public final class InitProcess {
         do {
             try Threads.spawn(name: "modules") {
                 for path in late { Self.loadReporting("\(base)/\(path)") }
+                Self.loadDriversOfNewDevices(index: index, base: base, loaded: paths)
                 Self.trace("modules loaded", if: debug)
                 modules.finish()
             }
         } catch {
             Console.say("no thread for module loading (\(error)); loading them now")
             for path in late { Self.loadReporting("\(base)/\(path)") }
+            Self.loadDriversOfNewDevices(index: index, base: base, loaded: paths)
             modules.finish()
+        }
+    }
+
+    /// A driver just loaded may have made devices of its own (virtio_pci
+    /// puts a virtio-net device on the virtio bus): their drivers load in
+    /// a second pass, before the network-script looks for the NIC.
+    private static func loadDriversOfNewDevices(index: ModuleIndex, base: String, loaded: [String])
+    {
+        let hardware = presentModaliases().flatMap { index.modules(forModalias: $0) }
+        let done = Set(loaded)
+        for path in index.loadOrder(for: hardware).paths where !done.contains(path) {
+            loadReporting("\(base)/\(path)")
         }
     }
 
@@ -307,8 +376,15 @@ public final class InitProcess {
         spec.readyPath.map(Files.exists) ?? true
     }
 
+    /// Programs that read the kernel's random numbers as they load start
+    /// once those are ready (`KernelRandomness`).
+    private func mayStart(_ spec: ServiceSpec) -> Bool {
+        !spec.needsRandomness || randomness.isReady
+    }
+
     private func startDueServices() {
-        let (names, notices) = supervisor.dueStarts(now: now, isReady: isReady)
+        let (names, notices) = supervisor.dueStarts(
+            now: now, isReady: isReady, mayStart: mayStart)
         for notice in notices { Console.say(notice) }
         for name in names {
             guard let spec = supervisor.service(named: name)?.spec else { continue }
@@ -338,10 +414,20 @@ public final class InitProcess {
     }
 
     private func runReadyBootSteps() {
+        // Read before removeAll: its closure may not look at bootSteps.
+        let pendingNames = Set(bootSteps.map(\.name)).union(runningSteps.values.map(\.name))
         bootSteps.removeAll { step in
             switch step.after {
             case .modulesLoaded:
                 guard modules.isFinished else { return false }
+            case .stepDone(let name):
+                guard endedSteps.contains(name) else {
+                    if !pendingNames.contains(name) {
+                        Console.say("boot step \(step.name): no step \(name) to wait for; skipped")
+                        return true
+                    }
+                    return false
+                }
             case .ready(let name):
                 guard let service = supervisor.service(named: name) else {
                     Console.say("boot step \(step.name): service \(name) is not enabled; skipped")
@@ -355,6 +441,13 @@ public final class InitProcess {
                     return false
                 }
             }
+            if let key = step.onlyWith, commandLine.value(key) == nil {
+                trace("\(step.name) skipped: no \(key) on the kernel command line")
+                endedSteps.insert(step.name)
+                return true
+            }
+            // Program steps are ours (`/bin/proxenos`): Swift programs.
+            if case .program = step.action, !randomness.isReady { return false }
             start(step)
             return true
         }
@@ -370,10 +463,12 @@ public final class InitProcess {
             } catch {
                 Console.say("boot step \(step.name) failed: \(error)")
             }
+            endedSteps.insert(step.name)
         case .program(let argv, let log, let timeout):
             let command = argv.joined(separator: " ")
             guard let path = argv.first else {
                 Console.say("boot step \(step.name) failed: it names no program")
+                endedSteps.insert(step.name)
                 return
             }
             let process = ProcessSpec(
@@ -382,9 +477,11 @@ public final class InitProcess {
             switch ProcessSpawner.spawn(process) {
             case .success(let pid):
                 runningSteps[pid] = RunningStep(
-                    name: step.name, command: command, log: log, timeout: timeout,
+                    name: step.name, holdsBanner: step.holdsBanner, command: command, log: log,
+                    timeout: timeout,
                     deadline: now + timeout)
             case .failure(let error):
+                endedSteps.insert(step.name)
                 Console.say(
                     "boot step \(step.name) failed: "
                         + "\(BootCommandError.couldNotStart(command, errno: "\(error)"))")
@@ -394,6 +491,7 @@ public final class InitProcess {
 
     /// A program step ended: reported if it failed.
     private func finish(_ step: RunningStep, status: ExitStatus) {
+        endedSteps.insert(step.name)
         if status.succeeded {
             trace("\(step.name) done")
         } else {
@@ -408,6 +506,7 @@ public final class InitProcess {
         for (pid, step) in runningSteps where now >= step.deadline {
             kill(pid, SIGKILL)
             runningSteps[pid] = nil
+            endedSteps.insert(step.name)
             Console.say(
                 "boot step \(step.name) failed: "
                     + "\(BootCommandError.timedOut(step.command, after: step.timeout, log: step.log))"
@@ -416,7 +515,9 @@ public final class InitProcess {
     }
 
     private func checkBootComplete() {
-        guard !bootComplete, bootSteps.isEmpty, runningSteps.isEmpty else { return }
+        guard !bootComplete, !bootSteps.contains(where: \.holdsBanner),
+            !runningSteps.values.contains(where: \.holdsBanner)
+        else { return }
         let settled = supervisor.services.allSatisfy { service in
             switch service.phase {
             // A service that never becomes ready must not hold the admin
@@ -432,8 +533,9 @@ public final class InitProcess {
         bootComplete = true
         Console.writeLine(
             Banner.readyLine(
-                uptime: Banner.uptime(), xen: Banner.xenVersion(),
-                kernel: Self.kernelRelease()))
+                uptime: Banner.uptime(),
+                initSeconds: Banner.uptime().map { $0 - (Banner.initExecSeconds() ?? startedAt) },
+                xen: Banner.xenVersion(), kernel: Self.kernelRelease()))
         if configuration.adminShell {
             supervisor.add(
                 ServiceSpec(
@@ -444,7 +546,7 @@ public final class InitProcess {
 
     private func waitForEvents() {
         var timeout: Int32 = -1
-        if let wakeup = supervisor.nextWakeup(now: now, isReady: isReady) {
+        if let wakeup = supervisor.nextWakeup(now: now, isReady: isReady, mayStart: mayStart) {
             let milliseconds =
                 (wakeup - now).components.seconds * 1000
                 + (wakeup - now).components.attoseconds / 1_000_000_000_000_000
@@ -510,6 +612,7 @@ public final class InitProcess {
     // MARK: shutdown
 
     private func shutDown(_ action: PowerAction) -> Never {
+        for step in shutdownSteps { runShutdownStep(step, action) }
         Console.say("\(action.rawValue): stopping services")
         for service in supervisor.beginShutdown() {
             stop(
@@ -532,8 +635,36 @@ public final class InitProcess {
         while true { pause() }
     }
 
+    /// Runs a shutdown step with the console as its output, to its end or
+    /// its deadline (then it is killed and the shutdown goes on).
+    private func runShutdownStep(_ step: ShutdownStep, _ action: PowerAction) {
+        guard case .running = supervisor.service(named: step.needs)?.phase else {
+            Console.say("\(action.rawValue): \(step.needs) is not running; skipping \(step.name)")
+            return
+        }
+        let plan = step.plan()
+        guard let path = plan.argv.first else { return }
+        Console.say("\(action.rawValue): \(plan.announcement)")
+        let process = ProcessSpec(
+            path: path, arguments: plan.argv, environment: SystemLayout.environment,
+            streams: .inherit)
+        switch ProcessSpawner.spawn(process) {
+        case .success(let pid):
+            awaitExit(of: pid, name: step.name, within: plan.timeout, verb: "end")
+        case .failure(let error):
+            Console.say("\(action.rawValue): \(step.name) could not start: \(error)")
+        }
+    }
+
     private func stop(pid: Int32, name: String, signal: Int32, timeout: Duration) {
         kill(pid, signal)
+        awaitExit(of: pid, name: name, within: timeout, verb: "stop")
+    }
+
+    /// Reaps child `pid` once it exits, or SIGKILLs it at the deadline
+    /// (saying so on the console) and reaps it then: the power-off goes on
+    /// either way.
+    private func awaitExit(of pid: Int32, name: String, within timeout: Duration, verb: String) {
         let deadline = now + timeout
         while now < deadline {
             var status: Int32 = 0
@@ -541,7 +672,7 @@ public final class InitProcess {
             if reaped == pid || (reaped < 0 && errno == ECHILD) { return }
             usleep(20_000)
         }
-        Console.say("\(name) did not stop within \(format(timeout)); killing it")
+        Console.say("\(name) did not \(verb) within \(format(timeout)); killing it")
         kill(pid, SIGKILL)
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)

@@ -27,11 +27,16 @@ public struct ServiceSpec: Sendable, Equatable {
     /// What the appliance loses when this service dies outside a shutdown,
     /// reported on the console; nil when a respawn loses nothing.
     public var lossOnExit: ServiceLoss?
+    /// Whether the program reads the kernel's random numbers as it starts
+    /// (every Swift program seeds its hashing from getrandom(2)): PID 1
+    /// starts it only once they are ready, so that it does not wait for
+    /// them in the kernel (see `KernelRandomness`).
+    public var needsRandomness: Bool
 
     public init(
         name: String, argv: [String], streams: StandardStreams, readyPath: String? = nil,
         restart: Restart = .withBackoff, stopTimeout: Duration = .seconds(5),
-        stopSignal: Int32 = 15, lossOnExit: ServiceLoss? = nil
+        stopSignal: Int32 = 15, lossOnExit: ServiceLoss? = nil, needsRandomness: Bool = false
     ) {
         self.name = name
         self.argv = argv
@@ -41,6 +46,7 @@ public struct ServiceSpec: Sendable, Equatable {
         self.stopTimeout = stopTimeout
         self.stopSignal = stopSignal
         self.lossOnExit = lossOnExit
+        self.needsRandomness = needsRandomness
     }
 
     public var executable: String { argv.first ?? "" }
@@ -108,7 +114,8 @@ public enum ServiceTable {
         ServiceSpec(
             name: "blkback",
             argv: ["/usr/sbin/blkback"],
-            streams: .logFile("/var/log/xen/blkback.log")),
+            streams: .logFile("/var/log/xen/blkback.log"),
+            needsRandomness: true),
         ServiceSpec(
             name: "consoled",
             argv: ["/usr/sbin/consoled"],
@@ -117,18 +124,32 @@ public enum ServiceTable {
             // while a flooding guest has filled that file system. No
             // readyPath: xend must not wait for consoles; xm console waits
             // for consoled's socket itself.
-            streams: .logFile("\(SystemLayout.consoleLogDirectory)/consoled.log")),
+            streams: .logFile("\(SystemLayout.consoleLogDirectory)/consoled.log"),
+            needsRandomness: true),
         // The PV network backend: announces itself under
         // /proxenos/backend/vif, after which xend writes vif trees.
         ServiceSpec(
             name: "netback",
             argv: ["/usr/sbin/netback"],
-            streams: .logFile("/var/log/xen/netback.log")),
+            streams: .logFile("/var/log/xen/netback.log"),
+            needsRandomness: true),
         ServiceSpec(
             name: "xend",
             argv: ["/usr/sbin/xend"],
             streams: .logFile("/var/log/xen/xend.log"),
-            readyPath: xendSocket),
+            readyPath: xendSocket,
+            needsRandomness: true),
+        // SSH (Debian's dropbear, key-only), after xend so `xm` answers in
+        // the first session. `sshd` waits for provisioning (its host keys
+        // and authorized_keys) in its own process, then execs dropbear, so
+        // this entry supervises dropbear itself; no readyPath, so the ready
+        // banner does not wait for it.
+        ServiceSpec(
+            name: "dropbear",
+            argv: ["/usr/sbin/sshd"],
+            streams: .logFile("/var/log/dropbear.log"),
+            stopTimeout: .seconds(2),
+            needsRandomness: true),
     ]
 
     /// Written by PID 1 when xenstored dies; read by xend (its

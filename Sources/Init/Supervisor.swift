@@ -70,9 +70,12 @@ public struct Supervisor: Sendable {
     /// Services to start now. A first start waits until every earlier
     /// service with a `readyPath` is ready (`isReady`), has given up, or has
     /// run longer than `readinessTimeout`; the notices say when a wait timed
-    /// out.
+    /// out. A service `mayStart` refuses (one that needs the kernel's random
+    /// numbers before they are ready) is not started, and the first starts
+    /// after it wait for it, so the table's order holds.
     public mutating func dueStarts(
-        now: Duration, isReady: (ServiceSpec) -> Bool
+        now: Duration, isReady: (ServiceSpec) -> Bool,
+        mayStart: (ServiceSpec) -> Bool = { _ in true }
     ) -> (names: [String], notices: [String]) {
         guard !isShuttingDown else { return ([], []) }
         var names: [String] = []
@@ -82,9 +85,13 @@ public struct Supervisor: Sendable {
             let service = services[index]
             switch service.phase {
             case .pending:
+                guard mayStart(service.spec) else {
+                    blocked = true
+                    continue
+                }
                 if !blocked { names.append(service.spec.name) }
             case .scheduled(let at):
-                if at <= now { names.append(service.spec.name) }
+                if at <= now, mayStart(service.spec) { names.append(service.spec.name) }
             case .running, .gaveUp, .stopped:
                 break
             }
@@ -176,12 +183,18 @@ public struct Supervisor: Sendable {
 
     /// When the caller must look again even if no child exits: the earliest
     /// scheduled start, or soon if a first start waits for readiness.
-    public func nextWakeup(now: Duration, isReady: (ServiceSpec) -> Bool) -> Duration? {
+    public func nextWakeup(
+        now: Duration, isReady: (ServiceSpec) -> Bool,
+        mayStart: (ServiceSpec) -> Bool = { _ in true }
+    ) -> Duration? {
         guard !isShuttingDown else { return nil }
         var earliest: Duration?
         for service in services {
             if case .scheduled(let at) = service.phase {
-                earliest = min(earliest ?? at, at)
+                // A restart held back by `mayStart` is looked at again at
+                // the poll interval, not in a busy loop.
+                let when = mayStart(service.spec) ? at : max(at, now + Self.readinessPollInterval)
+                earliest = min(earliest ?? when, when)
             }
         }
         if services.contains(where: { $0.phase == .pending }) {

@@ -24,6 +24,9 @@ public final class EventPoll {
         public static let error = Events(rawValue: CLINUX_EPOLLERR)
         /// Reported only: the other end hung up.
         public static let hangUp = Events(rawValue: CLINUX_EPOLLHUP)
+        /// Reported once per change, not while it lasts (EPOLLET): for a
+        /// descriptor whose readiness may outlive the work it announced.
+        public static let edgeTriggered = Events(rawValue: CLINUX_EPOLLET)
     }
 
     /// One ready registration.

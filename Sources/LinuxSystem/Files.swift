@@ -67,6 +67,18 @@ public enum Files {
         return lstat(path, &info) == 0
     }
 
+    /// Polls (every 0.2 s) until `path` exists or `timeout` passes; whether
+    /// it exists. For markers another process writes once (provisioning's).
+    public static func waitUntilExists(_ path: String, timeout: Duration) -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while !exists(path) {
+            if clock.now >= deadline { return false }
+            usleep(200_000)
+        }
+        return true
+    }
+
     /// Whether a path is a directory.
     public static func isDirectory(_ path: String) -> Bool {
         var info = stat()

@@ -83,6 +83,17 @@ public enum ProcessSpawner {
     }
 }
 
+extension ProcessSpawner {
+    /// Replaces this process's image (execv: same pid, same environment,
+    /// descriptors not close-on-exec kept). Returns only on failure.
+    public static func execute(path: String, arguments: [String]) -> Errno {
+        withCStrings(arguments) { argv in
+            _ = execv(path, argv)
+            return Errno(rawValue: errno)
+        }
+    }
+}
+
 /// Calls `body` with a NULL-terminated C array of the strings.
 func withCStrings<R>(
     _ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R

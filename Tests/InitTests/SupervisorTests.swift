@@ -52,6 +52,37 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         #expect(due.names == ["console"])
     }
 
+    @Test func aServiceThatMayNotStartYetHoldsBackTheOnesAfterIt() {
+        var supervisor = Supervisor(
+            services: [spec("log"), spec("backend"), spec("xend"), spec("ssh")])
+        let noRandomness: (ServiceSpec) -> Bool = { $0.name == "log" || $0.name == "ssh" }
+        var due = supervisor.dueStarts(now: .zero, isReady: always, mayStart: noRandomness)
+        #expect(due.names == ["log"])
+        supervisor.didStart("log", pid: 10, now: .zero)
+        // Looked at again at the poll interval while held back.
+        #expect(
+            supervisor.nextWakeup(now: .zero, isReady: always, mayStart: noRandomness)
+                == Supervisor.readinessPollInterval)
+        due = supervisor.dueStarts(now: .seconds(1), isReady: always, mayStart: noRandomness)
+        #expect(due.names.isEmpty)
+        due = supervisor.dueStarts(now: .seconds(2), isReady: always, mayStart: always)
+        #expect(due.names == ["backend", "xend", "ssh"])
+    }
+
+    @Test func aRestartHeldBackIsLookedAtAgainAtThePollInterval() {
+        var supervisor = Supervisor(services: [spec("a")])
+        _ = supervisor.dueStarts(now: .zero, isReady: always)
+        supervisor.didStart("a", pid: 42, now: .zero)
+        _ = supervisor.reap(pid: 42, status: .signaled(9), now: .seconds(60))
+        let later = Duration.seconds(61)
+        #expect(supervisor.dueStarts(now: later, isReady: always, mayStart: never).names.isEmpty)
+        // Its restart time has passed: not now (a busy loop), but soon.
+        #expect(
+            supervisor.nextWakeup(now: later, isReady: always, mayStart: never)
+                == later + Supervisor.readinessPollInterval)
+        #expect(supervisor.dueStarts(now: later, isReady: always, mayStart: always).names == ["a"])
+    }
+
     @Test func readinessTimeoutStartsTheRestWithANotice() {
         var supervisor = Supervisor(
             services: [spec("store", ready: "/run/s"), spec("console")],
@@ -214,9 +245,15 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         #expect(
             ServiceTable.dom0.map(\.name) == [
                 "syslogd", "xenstored", "blkback", "consoled", "netback", "xend",
+                "dropbear",
             ])
         #expect(ServiceTable.dom0.first?.readyPath == ServiceTable.syslogSocket)
         #expect(ServiceTable.dom0[1].readyPath == ServiceTable.xenstoredSocket)
+        // SSH last, started by our sshd (which execs dropbear), and the ready
+        // banner does not wait for it (it waits for provisioning).
+        let ssh = ServiceTable.dom0.last
+        #expect(ssh?.argv == ["/usr/sbin/sshd"])
+        #expect(ssh?.readyPath == nil)
     }
 
     @Test func validationNamesEveryProblem() {
@@ -251,6 +288,15 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
 }
 
 @Suite struct BannerTests {
+    @Test func kmsgRecord() {
+        #expect(
+            Banner.kmsgSeconds(
+                record: "6,339,4102213,-;Run /init as init process\n",
+                text: "Run /init as init process") == 4.102213)
+        #expect(Banner.kmsgSeconds(record: "6,340,4102300,-;other", text: "Run /init") == nil)
+        #expect(Banner.kmsgSeconds(record: "garbage", text: "Run /init") == nil)
+    }
+
     @Test func readyLine() {
         #expect(
             Banner.readyLine(uptime: 12.345, xen: "4.17.7", kernel: "6.1.0-56-amd64")
@@ -258,6 +304,9 @@ private func spec(_ name: String, ready: String? = nil, restart: ServiceSpec.Res
         #expect(
             Banner.readyLine(uptime: nil, xen: nil, kernel: "k")
                 == "proxenos ready in ? s (Xen unknown, Linux k)")
+        #expect(
+            Banner.readyLine(uptime: 8.391, initSeconds: 1.2, xen: "4.17.7", kernel: "k")
+                == "proxenos ready in 8.39 s, init 1.20 s (Xen 4.17.7, Linux k)")
         #expect(Banner.twoDecimals(9.004) == "9.00")
         #expect(Banner.twoDecimals(0.5) == "0.50")
     }

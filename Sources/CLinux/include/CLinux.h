@@ -18,6 +18,10 @@ extern const int CLINUX_REBOOT_CMD_CAD_OFF;
 /// finit_module(2): load a kernel module from an open file.
 int clinux_finit_module(int fd, const char *params, int flags);
 
+/// getrandom(2) with flags 0: blocks until the kernel's random number
+/// generator is initialised; returns the bytes read or -1 with errno set.
+long clinux_getrandom(void *buffer, size_t length);
+
 /// ioctl(2) with a pointer argument (Swift cannot call the variadic one).
 int clinux_ioctl_ptr(int fd, unsigned long request, void *arg);
 

@@ -28,5 +28,6 @@ extern const uint32_t CLINUX_EPOLLIN;
 extern const uint32_t CLINUX_EPOLLOUT;
 extern const uint32_t CLINUX_EPOLLERR;
 extern const uint32_t CLINUX_EPOLLHUP;
+extern const uint32_t CLINUX_EPOLLET;
 
 #endif
