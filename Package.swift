@@ -25,6 +25,11 @@ let package = Package(
             pkgConfig: "libnl-route-3.0",
             providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
         ),
+        // blkback's I/O engine.
+        .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        // The one importer of CURing (liburing's io_uring.h and swift-system's
+        // must not meet in one module).
+        .target(name: "Uring", dependencies: ["CURing"]),
         .systemLibrary(
             name: "CNftables",
             pkgConfig: "libnftables",
@@ -66,7 +71,7 @@ let package = Package(
         .target(
             name: "BlockBackend",
             dependencies: [
-                "DataPath", "XenBus", "CLinux", "LinuxSystem", systemPackage,
+                "DataPath", "XenBus", "CLinux", "Uring", "LinuxSystem", systemPackage,
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // netback: a vif's queues on the data-path runtime (TX and RX rings,
@@ -88,6 +93,14 @@ let package = Package(
             name: "NetConf",
             dependencies: ["CNetlink", "CNftables", "LinuxSystem", "SXP", systemPackage]
         ),
+
+        // Provisioning's pure parts: the bundle's tar reader and layout, the
+        // fetch URL and the HTTP/1.1 response parser.
+        .target(name: "Provisioning"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // Provisioning's I/O: the fetch over TCP or TLS (OpenSSL), staging
+        // and install, one attempt's outcome.
+        .target(name: "Provisioner", dependencies: ["Provisioning", "COpenSSL", "CLinux", "LinuxSystem"]),
 
         // MARK: test support (never linked into the executable)
         .target(name: "InMemoryXenStore", dependencies: ["XenStore"]),
@@ -111,6 +124,10 @@ let package = Package(
             ]
         ),
 
+        // The SSH service: host keys, fingerprints and authorized_keys checks
+        // around Debian's dropbear, which it becomes.
+        .target(name: "SecureShell", dependencies: ["LinuxSystem", systemPackage]),
+
         // MARK: boot stub (pure parts; bootstub/bootstub.mk also builds them for i686)
         .target(name: "BootStubCore"),
 
@@ -129,6 +146,8 @@ let package = Package(
             dependencies: [
                 "LinuxSystem", "Init", "XenStore", "NetConf", "Toolstack", "DomainConfig", "SelfTest",
                 "BlockBackend", "Consoled", "DataPath", "VifBackend", "XenBus", "XenDevices", "CLinux",
+                "SecureShell",
+                "Provisioner", "Provisioning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -190,6 +209,9 @@ let package = Package(
             name: "TapDeviceTests",
             dependencies: ["TapDevice", "NetBackend", "NetnsTesting", "LinuxSystem", systemPackage]),
         .testTarget(name: "BootStubCoreTests", dependencies: ["BootStubCore"]),
+        .testTarget(name: "SecureShellTests", dependencies: ["SecureShell", "LinuxSystem"]),
+        // One target for both modules, so the tests' tar builder exists once.
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "Provisioner"]),
         .testTarget(
             name: "ToolstackTests",
             dependencies: [

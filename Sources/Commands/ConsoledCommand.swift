@@ -88,7 +88,7 @@ struct ConsoledCommand: ParsableCommand {
                     return first
                 }
             }
-            server.worker.stopAndWait()
+            try runBlocking { await server.worker.stop() }
             if outcome.hasPrefix("stopped by signal") {
                 log.info("consoled: \(outcome)")
                 return

@@ -27,7 +27,7 @@ public enum Dispatcher {
         // not reach an argument parser that would reject them and panic the
         // kernel.
         if getpid() == 1 {
-            InitProcess(bootSteps: Dom0Boot.steps).run()
+            InitProcess(bootSteps: Dom0Boot.steps, shutdownSteps: [HostShutdown.step]).run()
         }
         Proxenos.main(resolve(argv))
         exit(0)

@@ -9,7 +9,9 @@ struct InitCommand: ParsableCommand {
         discussion: """
             Kernel command line keys: proxenos.hostname=NAME, proxenos.console=TTY, \
             proxenos.shell=0|1, proxenos.disable=SERVICE[,SERVICE], \
-            proxenos.modules=MODULE[,MODULE], proxenos.debug.
+            proxenos.modules=MODULE[,MODULE], proxenos.debug; for dom0's address \
+            ip=..., proxenos.net=IFACE, BOOTIF=01-MAC (netconf dom0); for provisioning \
+            proxenos.config=URL, proxenos.config.sha256=HEX (provision).
             """)
 
     @Argument(parsing: .captureForPassthrough, help: .hidden)

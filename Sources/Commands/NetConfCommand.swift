@@ -13,7 +13,7 @@ public struct NetConfCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "netconf",
         abstract: "Set up dom0's network from xend-config.sxp (bridging, routing or NAT).",
-        subcommands: [Check.self, Start.self, Stop.self, Status.self, Vif.self]
+        subcommands: [Check.self, Start.self, Stop.self, Status.self, Vif.self, Dom0Address.self]
     )
 
     public init() {}

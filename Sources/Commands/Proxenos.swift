@@ -21,6 +21,8 @@ public struct Proxenos: ParsableCommand {
         SelfTestCommand.self,
         BlkbackCommand.self,
         NetbackCommand.self,
+        SSHDCommand.self,
+        ProvisionCommand.self,
     ]
 
     public init() {}

@@ -28,7 +28,7 @@ struct XendCommand: ParsableCommand {
     @Option(help: "Seconds a backend may take to become ready for a new device.")
     var backendTimeout = 60
 
-    @Option(help: "The xend-config.sxp whose minimum-restart-time xend uses.")
+    @Option(help: "The xend-config.sxp whose minimum-restart-time and vif-script xend uses.")
     var config = "/etc/xen/xend-config.sxp"
 
     func run() throws {
@@ -43,9 +43,18 @@ struct XendCommand: ParsableCommand {
         do {
             let hypervisor = try XenHypervisor()
             let store = try XenStoreClient.connectDefault()
+            // The bundle may bring xend-config.sxp: read it once installed.
+            if Dom0Provisioning.isProvisioned
+                && !Files.waitUntilExists(ProvisionCommand.donePath, timeout: .seconds(90))
+            {
+                log.error("no \(ProvisionCommand.donePath) after 90 s; reading \(config) as it is")
+            }
             var settings = XendSettings()
             settings.backendTimeoutSeconds = backendTimeout
-            settings.minimumRestartSeconds = restartGuard(log: log)
+            if let parsed = loadConfig(log: log, defaults: settings) {
+                settings.minimumRestartSeconds = Int(clamping: parsed.minimumRestartTime)
+                settings.defaultVifScript = parsed.vif.scriptName
+            }
             let xend = Xend(hypervisor: hypervisor, store: store, settings: settings, logger: log)
             try runBlocking { await xend.recover() }
             let server = try XendServer(path: socket, xend: xend, logger: log)
@@ -59,19 +68,22 @@ struct XendCommand: ParsableCommand {
         throw ExitCode(1)
     }
 
-    /// The restart-loop guard from xend-config.sxp. A file netconf would
-    /// refuse does not stop xend (running guests need it): the default
-    /// applies and the log says why.
-    private func restartGuard(log: Logger) -> Int {
-        let fallback = LifecyclePolicy.minimumRestartSeconds
+    /// xend-config.sxp for the restart-loop guard and the vif-script (the
+    /// `script` of a vif whose config names none). A file netconf would
+    /// refuse does not stop xend (running guests need it): nil, and the
+    /// `defaults` apply, as the log says.
+    private func loadConfig(log: Logger, defaults: XendSettings) -> XendConfig? {
         do {
-            guard let parsed = try XendConfig.load(path: config) else { return fallback }
-            let seconds = Int(clamping: parsed.minimumRestartTime)
-            log.info("restart-loop guard: \(seconds) s (minimum-restart-time)")
-            return seconds
+            guard let parsed = try XendConfig.load(path: config) else { return nil }
+            log.info(
+                "restart-loop guard: \(parsed.minimumRestartTime) s (minimum-restart-time); vif-script \(parsed.vif.scriptName)"
+            )
+            return parsed
         } catch {
-            log.error("\(config): \(error); restart-loop guard stays \(fallback) s")
-            return fallback
+            log.error(
+                "\(config): \(error); restart-loop guard stays \(defaults.minimumRestartSeconds) s, vif-script \(defaults.defaultVifScript)"
+            )
+            return nil
         }
     }
 }

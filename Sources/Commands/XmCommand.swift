@@ -243,6 +243,12 @@ extension XmCommand {
         @Option(help: "With -w: seconds to wait before destroying the domain.")
         var timeout = 300
 
+        @Flag(
+            help: ArgumentHelp(
+                "With -a -w: the appliance is going down (PID 1's poweroff): stopped guests are destroyed whatever their on_poweroff says, and xend starts no domain any more.",
+                visibility: .hidden))
+        var host = false
+
         @Argument(help: "Domain name or id.")
         var domain: String?
     }
@@ -266,17 +272,31 @@ extension XmCommand {
         var domain: String?
 
         var reboot: Bool { true }
+        var host: Bool { false }
     }
 
-    /// One domain, or all guests at once (requests first, then the waits,
-    /// so they shut down in parallel).
-    static func shutdown(domain: String?, all: Bool, reboot: Bool, wait: Bool, timeout: Int)
-        throws
-    {
+    /// One domain, or all guests at once (with -w in one request to xend,
+    /// which waits for them in parallel and reports each).
+    static func shutdown(
+        domain: String?, all: Bool, reboot: Bool, wait: Bool, timeout: Int, host: Bool = false
+    ) throws {
         let client = client()
         if let domain {
             _ = try client.call(
                 .shutdown(domain: domain, reboot: reboot, wait: wait, timeoutSeconds: timeout))
+            return
+        }
+        if wait {
+            // One request: xend asks them all, waits, destroys the rest, and
+            // says what became of each.
+            guard
+                case .outcomes(let outcomes) = try client.call(
+                    .shutdownAll(reboot: reboot, timeoutSeconds: timeout, host: host))
+            else { throw ToolstackError.malformedMessage("xend did not answer with outcomes") }
+            for outcome in outcomes { print(outcome) }
+            if outcomes.isEmpty { print("no guest was running") }
+            fflush(nil)
+            if !outcomes.allSatisfy(\.isClean) { throw ExitCode(1) }
             return
         }
         guard case .domains(let list) = try client.call(.list(domain: nil)) else {
@@ -286,21 +306,6 @@ extension XmCommand {
         for guest in guests {
             _ = try client.call(
                 .shutdown(domain: guest, reboot: reboot, wait: false, timeoutSeconds: timeout))
-        }
-        guard wait else { return }
-        var failures: [String] = []
-        for guest in guests {
-            do {
-                _ = try client.call(
-                    .shutdown(domain: guest, reboot: reboot, wait: true, timeoutSeconds: timeout))
-            } catch ToolstackError.remote(let message) where message.hasPrefix("no domain") {
-                continue  // Gone already: that is what we waited for.
-            } catch {
-                failures.append("\(error)")
-            }
-        }
-        if !failures.isEmpty {
-            throw ToolstackError.remote(failures.joined(separator: "\n"))
         }
     }
 
@@ -434,6 +439,7 @@ protocol DomainStopCommand: ParsableCommand {
     var all: Bool { get }
     var reboot: Bool { get }
     var timeout: Int { get }
+    var host: Bool { get }
     var domain: String? { get }
 }
 
@@ -442,12 +448,13 @@ extension DomainStopCommand {
         if all == (domain != nil) {
             throw ValidationError("name one domain, or give -a for all guests")
         }
+        if host && !(all && wait) { throw ValidationError("--host goes with -a -w") }
     }
 
     func run() throws {
         try XmCommand.perform {
             try XmCommand.shutdown(
-                domain: domain, all: all, reboot: reboot, wait: wait, timeout: timeout)
+                domain: domain, all: all, reboot: reboot, wait: wait, timeout: timeout, host: host)
         }
     }
 }

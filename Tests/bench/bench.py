@@ -140,7 +140,9 @@ def blk(session, runs):
            "'ramdisk = \"/usr/share/proxenos/demo/initrd.gz\"' 'memory = 128' "
            "'extra = \"console=hvc0 proxenos.blkbench\"' "
            "\"disk = ['phy:%s,xvda,w']\" > %s/bench.cfg" % (loop, work))
-    ours, reference = [], []
+    ours, reference, sync = [], [], []
+    # BLK_ENGINES=1: also our synchronous engine, to measure io_uring's gain.
+    compare_engines = os.environ.get("BLK_ENGINES") == "1"
     for run in range(runs):
         def mine():
             name = "blkxm%d" % run
@@ -158,16 +160,42 @@ def blk(session, runs):
             finally:
                 vm.run("sleep 2; rmmod xen-blkback; kill -CONT $(pidof blkback)", check=False)
 
-        for step in ((mine, kernel) if run % 2 == 0 else (kernel, mine)):
+        def synchronous():
+            # Our other engine, for the record of what io_uring buys: a
+            # second blkback with --engine synchronous while the supervised
+            # one is stopped (as for the kernel's); the announce node is
+            # the supervised one's again afterwards.
+            name = "blksy%d" % run
+            vm.run("kill -STOP $(pidof blkback) && echo $(pidof blkback) > /tmp/blkback.pid && "
+                   "(/usr/sbin/blkback --engine synchronous >/var/log/xen/blkback-sync.log 2>&1 &) "
+                   "&& sleep 2")
+            try:
+                sync.append(blk_guest(vm, name, "xm create -p %s/bench.cfg name=%s" % (work, name),
+                                      None, "xm destroy %s" % name))
+            finally:
+                vm.run("sleep 2; for p in $(pidof blkback); do [ $p = $(cat /tmp/blkback.pid) ] || "
+                       "kill -TERM $p; done; sleep 1; kill -CONT $(cat /tmp/blkback.pid); "
+                       "proxenos xenstore write /proxenos/backend/vbd $(cat /tmp/blkback.pid)",
+                       check=False)
+
+        steps = (mine, kernel, synchronous) if run % 2 == 0 else (synchronous, kernel, mine)
+        for step in steps if compare_engines else [s for s in steps if s is not synchronous]:
             step()
         print("bench: blk run %d: ours write %.2f s read %.2f s read4k %.2f s; "
               "kernel write %.2f s read %.2f s read4k %.2f s"
               % ((run + 1,) + ours[-1] + reference[-1]), flush=True)
+        if compare_engines:
+            print("bench: blk run %d: synchronous engine write %.2f s read %.2f s read4k %.2f s"
+                  % ((run + 1,) + sync[-1]), flush=True)
     vm.run("losetup -d %s; umount %s" % (loop, work), check=False)
     for index, what in enumerate(("write", "read", "read4k")):
         mine = statistics.median(v[index] for v in ours)
         kernel = statistics.median(v[index] for v in reference)
         print("bench: blk %s medians: ours %.2f s, kernel xen-blkback %.2f s" % (what, mine, kernel))
+        if compare_engines:
+            other = statistics.median(v[index] for v in sync)
+            print("bench: blk %s median, synchronous engine: %.2f s (ratio %.2f)"
+                  % (what, other, kernel / other))
         print("ratio blk-%s %.2f" % (what, kernel / mine))
 
 
@@ -175,7 +203,7 @@ def main():
     parser = argparse.ArgumentParser(description="Proxenos benchmarks")
     parser.add_argument("--iso", default="build/bench.iso")
     parser.add_argument("--build", default="build")
-    parser.add_argument("--qemu", default="qemu-system-x86_64 -machine q35 -cpu Nehalem "
+    parser.add_argument("--qemu", default="qemu-system-x86_64 -machine q35 -cpu Nehalem,+rdrand "
                         "-smp 2 -m 2048 -no-reboot -netdev user,id=net0,restrict=on "
                         "-device e1000,netdev=net0")
     parser.add_argument("--timeout", type=int, default=2400)
