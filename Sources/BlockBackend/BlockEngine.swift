@@ -219,6 +219,12 @@ public final class UringEngine: BlockEngine {
     public func drain() {
         while free.count < entries {
             submit()
+            // A lone operation ran inline and is done: with nothing in the
+            // kernel, a wait would never return.
+            if submittedCount == 0 && !unflushed {
+                if pending.isEmpty { break }
+                continue
+            }
             let status = ring.waitForCompletion()
             if status < 0 && status != -EINTR && status != -EAGAIN { return }
             reap { _ in }

@@ -90,6 +90,31 @@ struct ConcurrentTests {
         #expect(poll(&idle, 1, 0) == 0)
     }
 
+    @Test("io_uring engine: drain returns with one operation queued, and with several in flight")
+    func uringDrain() throws {
+        let file = try temporaryFile(patternBytes(65536, seed: 29))
+        defer { file.remove() }
+        let storage = try FileStorage(BlockBacking(kind: .file, path: file.path, writable: true))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16384, alignment: 4096)
+        defer { buffer.deallocate() }
+        // One queued, nothing in the kernel: drain runs it inline (it once
+        // went on to wait for a completion that could never come).
+        let lone = try UringEngine(storage)
+        lone.enqueue(
+            .read(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<4096]), at: 0), tag: 1)
+        lone.drain()
+        #expect(lone.room == lone.entries && !lone.hasUnsubmitted && !lone.hasCompletions)
+        // Several: submitted together, all waited for.
+        let several = try UringEngine(storage)
+        for index in 0..<4 {
+            let part = UnsafeMutableRawBufferPointer(
+                rebasing: buffer[(index * 4096)..<((index + 1) * 4096)])
+            several.enqueue(.read(part, at: UInt64(index * 4096)), tag: UInt32(index))
+        }
+        several.drain()
+        #expect(several.room == several.entries && !several.hasUnsubmitted)
+    }
+
     @Test("io_uring engine: a read past a file shrunk under it fails, never returns stale bytes")
     func uringShrunk() throws {
         let file = try temporaryFile(patternBytes(65536, seed: 23))
