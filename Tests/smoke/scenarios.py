@@ -197,19 +197,24 @@ def no_shell(function):
 def stub_tamper(session):
     """One flipped byte of the initramfs: the stub names the initramfs,
     prints both digests, and halts; Xen never starts."""
-    vm = session.vm
-    vm.expect(r"bootstub: MISMATCH module 2 initrd", 240, "the stub naming the initramfs")
+    check_stub_refusal(session.vm, 240, "the stub")
+
+
+def check_stub_refusal(vm, within, stub):
+    """The stub names the tampered initramfs, prints both digests (which
+    differ), refuses and halts; and halted means halted: nothing more
+    reaches the serial line, Xen least."""
+    import time
+    vm.expect(r"bootstub: MISMATCH module 2 initrd", within, "the stub naming the initramfs")
     expected = vm.expect(r"expected sha256 ([0-9a-f]{64})", 10, "the expected digest")
     actual = vm.expect(r"actual   sha256 ([0-9a-f]{64})", 10, "the actual digest")
     if expected.group(1) == actual.group(1):
         raise Failure("the two digests are equal")
     vm.expect(r"bootstub: REFUSING TO BOOT", 30, "the refusal")
     vm.expect(r"bootstub: halted", 30, "the halt")
-    # Halted means halted: nothing more reaches the serial line, Xen least.
-    import time
     time.sleep(10)
     if "Xen version" in vm.text() or "(XEN)" in vm.text():
-        raise Failure("Xen started after the stub refused to boot")
+        raise Failure("Xen started after %s refused to boot" % stub)
 
 
 # ---------------------------------------------------------------- UEFI
@@ -326,19 +331,9 @@ def session_uefi_tamper(args):
 def uefi_tamper(session):
     """One flipped byte of the ESP's initramfs: the EFI stub names it,
     prints both digests, refuses and halts; Xen never starts."""
-    import time
     vm = session.vm
     vm.expect(r"bootstub: Proxenos boot stub, entered through UEFI", 240, "the EFI stub")
-    vm.expect(r"bootstub: MISMATCH module 2 initrd", 120, "the stub naming the initramfs")
-    expected = vm.expect(r"expected sha256 ([0-9a-f]{64})", 10, "the expected digest")
-    actual = vm.expect(r"actual   sha256 ([0-9a-f]{64})", 10, "the actual digest")
-    if expected.group(1) == actual.group(1):
-        raise Failure("the two digests are equal")
-    vm.expect(r"bootstub: REFUSING TO BOOT", 30, "the refusal")
-    vm.expect(r"bootstub: halted", 30, "the halt")
-    time.sleep(10)
-    if "Xen version" in vm.text() or "(XEN)" in vm.text():
-        raise Failure("Xen started after the EFI stub refused to boot")
+    check_stub_refusal(vm, 120, "the EFI stub")
 
 
 _uefi_pxe = {}
