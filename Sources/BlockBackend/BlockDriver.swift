@@ -41,6 +41,9 @@ public struct BlockDriver: BackendDeviceDriver {
     let journalDirectory: String
     let budget: Int
     let engine: BlockEngineKind
+    /// Pages of a frontend kept mapped per ring with `feature-persistent`;
+    /// nil: the feature is not offered and data moves by grant copy.
+    let persistentGrants: Int?
     let log: Logger
 
     /// `max-ring-page-order` we publish (16 pages, as Linux blkback).
@@ -53,15 +56,20 @@ public struct BlockDriver: BackendDeviceDriver {
     ///   - budget: requests a ring may take per worker round.
     ///   - engine: the I/O engine under each ring.
     ///   - resizeInterval: how often a disk's backing is checked for growth.
+    ///   - persistentGrants: offers `feature-persistent` and keeps up to
+    ///     this many pages of a frontend that takes it mapped per ring
+    ///     (Linux blkback's default); nil does not offer it.
     ///   - logger: where resumed rings are reported.
     public init(
         grants: any GrantTable,
         openEventChannel: @escaping @Sendable () throws(XenBusError) -> any EventChannel,
         journalDirectory: String = RingJournalFile.defaultDirectory, budget: Int = 64,
         engine: BlockEngineKind = .uring, resizeInterval: Duration = .seconds(1),
+        persistentGrants: Int? = PersistentGrantCache.linuxBlkbackDefaultCapacity,
         logger: Logger = Logger(label: "blkback")
     ) {
         self.engine = engine
+        self.persistentGrants = persistentGrants.map { max($0, 1) }
         self.resizeInterval = resizeInterval
         self.log = logger
         self.grants = grants
@@ -82,12 +90,17 @@ public struct BlockDriver: BackendDeviceDriver {
     /// once to learn whether it exists and can discard.
     public func probe(_ device: BackendDeviceContext) async throws -> [BackendNode] {
         let storage = try FileStorage(try await Self.backing(device))
-        return Self.features(storage)
+        return Self.features(storage, persistentGrants: persistentGrants != nil)
     }
 
     /// The feature nodes for a backing.
-    public static func features(_ storage: any BlockStorage) -> [BackendNode] {
+    public static func features(_ storage: any BlockStorage, persistentGrants: Bool = true)
+        -> [BackendNode]
+    {
         var nodes: [BackendNode] = []
+        // Offered before the frontend connects; used only if it offers it
+        // too (its `feature-persistent`), as Linux blkback and blkfront.
+        if persistentGrants { nodes.append(BackendNode("feature-persistent", "1")) }
         if !storage.isReadOnly {
             nodes.append(BackendNode("feature-flush-cache", "1"))
             nodes.append(BackendNode("feature-barrier", "1"))
@@ -133,15 +146,19 @@ public struct BlockDriver: BackendDeviceDriver {
         let removable = try await device.backendValue("removable") == "1"
         let ring = try await device.frontendRing(maxPageOrder: Self.maxRingPageOrder)
         let port = try await device.frontendEventChannel()
+        let frontendPersistent = try await device.frontendValue("feature-persistent") == "1"
+        let persistent = persistentGrants != nil && frontendPersistent
         let connection: Connection
         switch try await device.frontendProtocol() {
         case .native, .x86Abi64:
             connection = try start(
                 device, storage: storage, ring: ring, port: port, abi: "x86_64",
+                persistent: persistent,
                 BlkifRequest64.self, BlkifResponse64.self)
         case .x86Abi32:
             connection = try start(
                 device, storage: storage, ring: ring, port: port, abi: "x86_32",
+                persistent: persistent,
                 BlkifRequest32.self, BlkifResponse32.self)
         case .arm:
             throw XenBusError.frontendNodeInvalid(
@@ -155,7 +172,8 @@ public struct BlockDriver: BackendDeviceDriver {
 
     private func start<Request: BlkifWireRequest, Response: BlkifWireResponse>(
         _ device: BackendDeviceContext, storage: FileStorage, ring: FrontendRing,
-        port: EventChannelPort, abi: String, _: Request.Type, _: Response.Type
+        port: EventChannelPort, abi: String, persistent: Bool, _: Request.Type,
+        _: Response.Type
     ) throws -> Connection {
         let limits = BlockDiskLimits(
             sectors: storage.sectorCount, readOnly: storage.isReadOnly,
@@ -172,7 +190,8 @@ public struct BlockDriver: BackendDeviceDriver {
         ) { ring, binding, worker in
             let endpoint = BlockEndpoint<Request, Response>(
                 ring: ring, engine: engine, limits: limits, grants: grants,
-                frontend: device.frontendDomain
+                frontend: device.frontendDomain,
+                persistentGrants: persistent ? persistentGrants : nil
             ) { () throws(XenBusError) in try binding.notify() }
             grower.endpoint = endpoint
             // One endpoint, woken by the guest's port and by its completions.
@@ -185,6 +204,9 @@ public struct BlockDriver: BackendDeviceDriver {
                     endpoint, descriptor: completions, events: [.readable, .edgeTriggered])
             }
         }
+        log.info(
+            "vbd \(device.key): \(abi) ring of \(ring.refs.count) pages, data by \(persistent ? "persistent grants" : "grant copy")"
+        )
         if device.isResuming {
             // The admin's evidence that a restart was seamless.
             log.info(

@@ -17,6 +17,11 @@ public struct BlockStatistics: Sendable, Equatable {
     public var peakInFlight = 0
     /// Grant-copy calls made for data.
     public var grantCopyCalls = 0
+    /// Persistent grants: data segments served from a page already mapped.
+    public var persistentHits = 0
+    /// Persistent grants: guest pages mapped (first use of a ref, and a
+    /// page mapped again writable or after its eviction).
+    public var persistentMaps = 0
     /// `fdatasync` calls made for flushes and barriers.
     public var flushes = 0
 }
@@ -72,6 +77,10 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
     private var pages: PageRunAllocator
     private let copies: GrantCopyBatch
     private let grants: any GrantTable
+    /// With `feature-persistent` negotiated: the frontend's data pages,
+    /// mapped once and reused; data moves by memcpy between them and the
+    /// bounce buffer instead of by grant copy.
+    private let persistent: PersistentGrantCache?
     /// The validator's output for the request being taken (and for a held
     /// one, until it starts).
     private var incoming: [BlkifSegment] = []
@@ -119,9 +128,13 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
 
     /// Serves `ring` on `engine`; attach the endpoint to the worker for the
     /// ring's port and for the engine's ``BlockEngine/completionDescriptor``.
+    /// `persistentGrants` (the frontend's and our `feature-persistent`)
+    /// keeps up to that many of the frontend's data pages mapped and moves
+    /// data by memcpy; nil moves it by grant copy.
     public init(
         ring: consuming JournaledBackRing<Request, Response>, engine: any BlockEngine,
         limits: BlockDiskLimits, grants: any GrantTable, frontend: DomainID,
+        persistentGrants: Int? = nil,
         notify: @escaping () throws(XenBusError) -> Void
     ) {
         let entries = Int(ring.ring.geometry.entryCount)
@@ -130,6 +143,9 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
         self.engine = engine
         self.frontend = frontend
         self.grants = grants
+        persistent = persistentGrants.map {
+            PersistentGrantCache(table: grants, domain: frontend, capacity: $0)
+        }
         validator = BlockRequestValidator(
             limits: limits,
             indirect: PrivateGrantCopy(table: grants, capacity: Blkif.maxIndirectPageSlots),
@@ -277,30 +293,100 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
     /// first operations are queued.
     private func copyWriteData() throws(XenBusError) {
         guard !starting.isEmpty else { return }
-        copies.removeAll()
+        moveData(starting, direction: .fromGuest)
         for slot in starting {
             guard let entry = slots[slot] else { continue }
-            appendCopies(entry, direction: .fromGuest)
+            if entry.status == BlkifStatus.okay {
+                queueStep(slot)
+            } else {
+                finished.append(slot)
+            }
         }
+        starting.removeAll(keepingCapacity: true)
+        try answerFinished()
+    }
+
+    /// Moves the data of the requests in `list` that still succeed and
+    /// carry data that way (writes' from the guest, reads' to it) between
+    /// their guest pages and their bounce pages: by one grant copy for all,
+    /// or by memcpy through persistently mapped pages. A request whose
+    /// segment failed to copy or map gets an error status.
+    private func moveData(_ list: [Int], direction: GrantCopySegment.Direction) {
+        func moves(_ entry: InFlight) -> Bool {
+            guard entry.status == BlkifStatus.okay, entry.request.segmentCount > 0 else {
+                return false
+            }
+            return direction == .toGuest
+                ? entry.request.command == .read : entry.request.command.carriesWriteData
+        }
+        if let persistent {
+            for slot in list {
+                guard var entry = slots[slot], moves(entry) else { continue }
+                if !copyPersistent(entry, persistent, direction: direction) {
+                    entry.status = BlkifStatus.error
+                    slots[slot] = entry
+                }
+            }
+            return
+        }
+        copies.removeAll()
+        var any = false
+        for slot in list {
+            guard let entry = slots[slot], moves(entry) else { continue }
+            appendCopies(entry, direction: direction)
+            any = true
+        }
+        guard any else { return }
         copyBatch()
         var position = 0
-        for slot in starting {
-            guard var entry = slots[slot] else { continue }
+        for slot in list {
+            guard var entry = slots[slot], moves(entry) else { continue }
             for index in position..<(position + entry.request.segmentCount)
             where !copies.status(at: index).isOkay {
                 entry.status = BlkifStatus.error
             }
             position += entry.request.segmentCount
-            if entry.status == BlkifStatus.okay {
-                queueStep(slot)
-            } else {
-                slots[slot] = entry
-                finished.append(slot)
-            }
+            slots[slot] = entry
         }
         copies.removeAll()
-        starting.removeAll(keepingCapacity: true)
-        try answerFinished()
+    }
+
+    /// memcpy of a request's segments through the persistent mappings of
+    /// their pages; false if a page could not be mapped (as the direction
+    /// needs: writable to send a read's data).
+    private func copyPersistent(
+        _ entry: InFlight, _ cache: PersistentGrantCache, direction: GrantCopySegment.Direction
+    ) -> Bool {
+        guard let local = bounce.baseAddress else { return false }
+        var offset = entry.pageStart * xenPageSize
+        let request = entry.request
+        for segment in segments[
+            request.segmentStart..<(request.segmentStart + request.segmentCount)]
+        {
+            // The validator bounded both sectors to the page (first <= last < 8).
+            let length = (Int(segment.lastSector) - Int(segment.firstSector) + 1) * Blkif.sectorSize
+            let pageOffset = Int(segment.firstSector) * Blkif.sectorSize
+            let mapsBefore = cache.misses
+            do throws(XenBusError) {
+                let mapping = try cache.page(segment.ref, writable: direction == .toGuest)
+                if direction == .toGuest {
+                    guard let page = try mapping.writableBytes().baseAddress else { return false }
+                    (page + pageOffset).copyMemory(from: local + offset, byteCount: length)
+                } else {
+                    guard let page = mapping.bytes.baseAddress else { return false }
+                    (local + offset).copyMemory(from: page + pageOffset, byteCount: length)
+                }
+            } catch {
+                return false
+            }
+            if cache.misses == mapsBefore {
+                statistics.persistentHits += 1
+            } else {
+                statistics.persistentMaps += 1
+            }
+            offset += length
+        }
+        return true
     }
 
     private func appendCopies(_ entry: InFlight, direction: GrantCopySegment.Direction) {
@@ -384,31 +470,7 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
             }
         }
         guard !finished.isEmpty else { return }
-        copies.removeAll()
-        var reads = false
-        for slot in finished {
-            guard let entry = slots[slot], entry.request.command == .read,
-                entry.status == BlkifStatus.okay
-            else { continue }
-            appendCopies(entry, direction: .toGuest)
-            reads = true
-        }
-        if reads {
-            copyBatch()
-            var position = 0
-            for slot in finished {
-                guard var entry = slots[slot], entry.request.command == .read,
-                    entry.status == BlkifStatus.okay
-                else { continue }
-                for index in position..<(position + entry.request.segmentCount)
-                where !copies.status(at: index).isOkay {
-                    entry.status = BlkifStatus.error
-                }
-                position += entry.request.segmentCount
-                slots[slot] = entry
-            }
-            copies.removeAll()
-        }
+        moveData(finished, direction: .toGuest)
         try answerFinished()
     }
 

@@ -32,6 +32,13 @@ struct BlkbackCommand: ParsableCommand {
     @Option(help: "The I/O engine: uring (a ring's requests in flight together) or synchronous.")
     var engine = BlockEngineKind.uring.rawValue
 
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Offer feature-persistent: keep a frontend's data pages mapped and memcpy (else grant copy)."
+    )
+    var persistentGrants = true
+
     func run() throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -47,6 +54,7 @@ struct BlkbackCommand: ParsableCommand {
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         let directory = journalDirectory
+        let persistent = persistentGrants
         guard let kind = BlockEngineKind(rawValue: engine) else {
             log.error("blkback: --engine \(engine) is not uring or synchronous")
             throw ExitCode(2)
@@ -60,7 +68,9 @@ struct BlkbackCommand: ParsableCommand {
                     openEventChannel: { () throws(XenBusError) -> any EventChannel in
                         try LinuxEventChannel()
                     },
-                    journalDirectory: directory, engine: kind)
+                    journalDirectory: directory, engine: kind,
+                    persistentGrants: persistent
+                        ? PersistentGrantCache.linuxBlkbackDefaultCapacity : nil)
                 let bus = BackendBus(
                     store: XenStoreBusStore(client: client), driver: driver,
                     logger: Logger(label: "blkback"))

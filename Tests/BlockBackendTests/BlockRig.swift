@@ -97,12 +97,19 @@ final class BlockRig<Request: BlkifWireRequest, Response: BlkifWireResponse> {
     let endpoint: BlockEndpoint<Request, Response>
     let notifications = Counter()
 
-    convenience init(storage: any BlockStorage, limits: BlockDiskLimits, pageOrder: Int = 0) throws
-    {
-        try self.init(engine: SynchronousEngine(storage), limits: limits, pageOrder: pageOrder)
+    convenience init(
+        storage: any BlockStorage, limits: BlockDiskLimits, pageOrder: Int = 0,
+        persistentGrants: Int? = nil
+    ) throws {
+        try self.init(
+            engine: SynchronousEngine(storage), limits: limits, pageOrder: pageOrder,
+            persistentGrants: persistentGrants)
     }
 
-    init(engine: any BlockEngine, limits: BlockDiskLimits, pageOrder: Int = 0) throws {
+    init(
+        engine: any BlockEngine, limits: BlockDiskLimits, pageOrder: Int = 0,
+        persistentGrants: Int? = nil
+    ) throws {
         ringGrant = grants.grant(from: guest, pages: 1 << pageOrder, writable: true)
         front = try FrontRing(initializing: ringGrant.bytes)
         let mapping = try grants.map(domain: guest, refs: ringGrant.refs, writable: true)
@@ -110,7 +117,8 @@ final class BlockRig<Request: BlkifWireRequest, Response: BlkifWireResponse> {
             ring: try BackRing(mapping: mapping), journal: nil)
         let counter = notifications
         endpoint = BlockEndpoint(
-            ring: ring, engine: engine, limits: limits, grants: grants, frontend: guest
+            ring: ring, engine: engine, limits: limits, grants: grants, frontend: guest,
+            persistentGrants: persistentGrants
         ) { () throws(XenBusError) in counter.value.add(1, ordering: .relaxed) }
     }
 

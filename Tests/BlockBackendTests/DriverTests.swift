@@ -112,10 +112,14 @@ struct DriverTests {
         #expect(node("feature-discard") == "1")
         #expect(node("feature-max-indirect-segments") == "256")
         #expect(node("max-ring-page-order") == "4")
+        #expect(node("feature-persistent") == "1")
 
-        // blkfront: a 4-page ring, event channel, protocol, Initialised.
+        // blkfront: a 4-page ring, event channel, protocol, persistent
+        // grants (data pages stay mapped: the restart below maps them anew),
+        // Initialised.
         let guest = try FakeFrontend(layout: layout, store: store, grants: grants, events: events)
         let ringPages = try guest.publishRing(pageOrder: 2)
+        guest.setNode("feature-persistent", "1")
         var front = try FrontRing<BlkifRequest64, BlkifResponse64>(initializing: ringPages.bytes)
         #expect(front.geometry.entryCount == 128)
         guest.setState(.initialised)

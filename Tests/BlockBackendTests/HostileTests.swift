@@ -37,8 +37,16 @@ struct HostileTests {
         try stream(BlkifRequest32.self, BlkifResponse32.self, seed: 0x5EED_1032, reordered: true)
     }
 
+    @Test("random requests with persistent grants (a small cache, so pages evict): the same")
+    func randomStreamPersistent() throws {
+        try stream(BlkifRequest64.self, BlkifResponse64.self, seed: 0x5EED_2064, persistent: 5)
+        try stream(
+            BlkifRequest32.self, BlkifResponse32.self, seed: 0x5EED_2032, reordered: true,
+            persistent: 5)
+    }
+
     func stream<Q: BlkifWireRequest, R: BlkifWireResponse>(
-        _: Q.Type, _: R.Type, seed: UInt64, reordered: Bool = false
+        _: Q.Type, _: R.Type, seed: UInt64, reordered: Bool = false, persistent: Int? = nil
     ) throws {
         var random = Generator(state: seed)
         let disk = 512  // sectors
@@ -46,8 +54,10 @@ struct HostileTests {
         let rig =
             reordered
             ? try BlockRig<Q, R>(
-                engine: ShuffledEngine(storage, seed: seed ^ 0xA5A5), limits: storage.limits)
-            : try BlockRig<Q, R>(storage: storage, limits: storage.limits)
+                engine: ShuffledEngine(storage, seed: seed ^ 0xA5A5), limits: storage.limits,
+                persistentGrants: persistent)
+            : try BlockRig<Q, R>(
+                storage: storage, limits: storage.limits, persistentGrants: persistent)
         let pages = rig.pages(16)
         let readOnlyPages = rig.pages(4, writable: false)
         // Another guest's page: never read or written through this device.

@@ -141,8 +141,14 @@ def blk(session, runs):
            "'extra = \"console=hvc0 proxenos.blkbench\"' "
            "\"disk = ['phy:%s,xvda,w']\" > %s/bench.cfg" % (loop, work))
     ours, reference, sync = [], [], []
-    # BLK_ENGINES=1: also our synchronous engine, to measure io_uring's gain.
-    compare_engines = os.environ.get("BLK_ENGINES") == "1"
+    # A third variant per run, our blkback with other options (a second
+    # blkback while the supervised one is stopped): BLK_VARIANT="--engine
+    # synchronous" measures what io_uring buys, "--no-persistent-grants"
+    # what persistent grants buy. BLK_ENGINES=1 is the former.
+    variant_args = os.environ.get("BLK_VARIANT", "")
+    if os.environ.get("BLK_ENGINES") == "1" and not variant_args:
+        variant_args = "--engine synchronous"
+    compare_engines = bool(variant_args)
     for run in range(runs):
         def mine():
             name = "blkxm%d" % run
@@ -161,14 +167,13 @@ def blk(session, runs):
                 vm.run("sleep 2; rmmod xen-blkback; kill -CONT $(pidof blkback)", check=False)
 
         def synchronous():
-            # Our other engine, for the record of what io_uring buys: a
-            # second blkback with --engine synchronous while the supervised
-            # one is stopped (as for the kernel's); the announce node is
-            # the supervised one's again afterwards.
+            # The variant: a second blkback with `variant_args` while the
+            # supervised one is stopped (as for the kernel's); the announce
+            # node is the supervised one's again afterwards.
             name = "blksy%d" % run
             vm.run("kill -STOP $(pidof blkback) && echo $(pidof blkback) > /tmp/blkback.pid && "
-                   "(/usr/sbin/blkback --engine synchronous >/var/log/xen/blkback-sync.log 2>&1 &) "
-                   "&& sleep 2")
+                   "(/usr/sbin/blkback %s >/var/log/xen/blkback-variant.log 2>&1 &) "
+                   "&& sleep 2" % variant_args)
             try:
                 sync.append(blk_guest(vm, name, "xm create -p %s/bench.cfg name=%s" % (work, name),
                                       None, "xm destroy %s" % name))
@@ -185,8 +190,8 @@ def blk(session, runs):
               "kernel write %.2f s read %.2f s read4k %.2f s"
               % ((run + 1,) + ours[-1] + reference[-1]), flush=True)
         if compare_engines:
-            print("bench: blk run %d: synchronous engine write %.2f s read %.2f s read4k %.2f s"
-                  % ((run + 1,) + sync[-1]), flush=True)
+            print(("bench: blk run %%d: blkback %s write %%.2f s read %%.2f s read4k %%.2f s"
+                   % variant_args) % ((run + 1,) + sync[-1]), flush=True)
     vm.run("losetup -d %s; umount %s" % (loop, work), check=False)
     for index, what in enumerate(("write", "read", "read4k")):
         mine = statistics.median(v[index] for v in ours)
@@ -194,8 +199,8 @@ def blk(session, runs):
         print("bench: blk %s medians: ours %.2f s, kernel xen-blkback %.2f s" % (what, mine, kernel))
         if compare_engines:
             other = statistics.median(v[index] for v in sync)
-            print("bench: blk %s median, synchronous engine: %.2f s (ratio %.2f)"
-                  % (what, other, kernel / other))
+            print("bench: blk %s median, blkback %s: %.2f s (ratio %.2f)"
+                  % (what, variant_args, other, kernel / other))
         print("ratio blk-%s %.2f" % (what, kernel / mine))
 
 

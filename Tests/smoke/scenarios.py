@@ -1073,6 +1073,15 @@ def blk(session):
         raise Failure("xm create with two disks said %r" % out)
     read = blk_line(vm, "blk", "read", 600)
     expect_equal("the guest's checksum of the file: disk", read, disk_sum.strip())
+    # Persistent grants negotiated both ways: blkfront says so in the
+    # guest's kernel log, blkback in its own.
+    _, front = vm.run("grep -a 'blkfront: xvda:' %s" % (GUEST_LOG % "blk"), check=False)
+    if "persistent grants: enabled" not in front:
+        raise Failure("blkfront did not take persistent grants: %r" % front)
+    _, back = vm.run("grep -a -c 'data by persistent grants' /var/log/xen/blkback.log",
+                     check=False)
+    if not back.strip().isdigit() or int(back.strip()) < 2:
+        raise Failure("blkback logged %r rings with persistent grants, not both disks'" % back)
     ro = blk_line(vm, "blk", "ro getro", 120)
     expect_equal("the phy: disk in the guest", ro, "=1 md5=%s" % ro_sum.strip())
     refused = blk_line(vm, "blk", "ro write", 120)
