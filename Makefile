@@ -2,6 +2,7 @@
 #
 #   make deps    install missing build and test dependencies (apt-get)
 #   make image   build Xen, dom0 kernel, initramfs; print artifact sizes
+#   make sizes   where the dom0 archive's bytes go (files, Swift modules)
 #   make iso     a hybrid image that boots the appliance on BIOS (GRUB) and UEFI (bootstub.efi)
 #   make pxe     a TFTP tree that network-boots it (iPXE script, GRUB netboot)
 #   make run     boot the ISO in QEMU with its serial console here
@@ -77,7 +78,7 @@ EFI_XEN := $(BUILD)/efi/xen.efi
 EFI_XEN_CFG := $(BUILD)/efi/xen.cfg
 include efistub/efistub.mk
 
-.PHONY: all deps image iso pxe run test unit smoke bench clean distclean FORCE
+.PHONY: all deps image sizes iso pxe run test unit smoke bench clean distclean FORCE
 .DELETE_ON_ERROR:
 
 all: image
@@ -204,6 +205,11 @@ $(BUILD)/initrd: $(BUILD)/dom0.cpio.zst $(BUILD)/demo.cpio.zst
 image: $(IMAGE_FILES) $(EFI_FILES)
 	@for f in xen.gz xen vmlinux vmlinux.lz4 dom0.cpio.zst demo.cpio.zst initrd proxenos bootstub.elf bootstub.efi; do \
 		echo "size $$f $$(stat -c %s $(BUILD)/$$f)"; done
+
+# Where the dom0 archive's bytes go: per group of files (each compressed
+# on its own) and per Swift module of the binary.
+sizes: $(BUILD)/dom0.cpio.zst
+	image/size-report.py $(BUILD)/dom0.cpio.zst .build-release/release/proxenos
 
 # ---------------------------------------------------------------- ISO
 
