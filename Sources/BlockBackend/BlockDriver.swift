@@ -69,7 +69,7 @@ public struct BlockDriver: BackendDeviceDriver {
         logger: Logger = Logger(label: "blkback")
     ) {
         self.engine = engine
-        self.persistentGrants = persistentGrants.map { max($0, 1) }
+        self.persistentGrants = persistentGrants
         self.resizeInterval = resizeInterval
         self.log = logger
         self.grants = grants

@@ -103,7 +103,14 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
     /// Whether a write completed since the last successful flush (a fresh
     /// process assumes so: its predecessor may have written).
     private var dirty = true
-    public private(set) var statistics = BlockStatistics()
+    private var counters = BlockStatistics()
+    /// This ring's counters (the persistent-grant ones are its cache's).
+    public var statistics: BlockStatistics {
+        var statistics = counters
+        statistics.persistentHits = persistent?.hits ?? 0
+        statistics.persistentMaps = persistent?.misses ?? 0
+        return statistics
+    }
     /// Why the last request was refused (for diagnostics; guest text is
     /// never logged from the data path).
     public private(set) var lastRejection: String?
@@ -188,7 +195,7 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
             taken += count
             blocked = stalled
             if engine.hasUnsubmitted {
-                statistics.batches += 1
+                counters.batches += 1
                 engine.submit()
             }
             // What completed already (inline, or by the time we looked) is
@@ -225,11 +232,11 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
                 }
                 guard let (token, wire) = try ring.nextRequest() else { break }
                 taken += 1
-                statistics.requests += 1
+                counters.requests += 1
                 incoming.removeAll(keepingCapacity: true)
                 switch validator.validate(wire.request, segments: &incoming) {
                 case .reject(let id, let operation, let status, let reason):
-                    statistics.rejected += 1
+                    counters.rejected += 1
                     lastRejection = reason
                     try ring.respond(
                         to: token,
@@ -279,7 +286,7 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
         }
         slots[slot] = entry
         inFlight += 1
-        statistics.peakInFlight = max(statistics.peakInFlight, inFlight)
+        counters.peakInFlight = max(counters.peakInFlight, inFlight)
         if request.command.carriesWriteData && request.segmentCount > 0 {
             starting.append(slot)
         } else {
@@ -366,7 +373,6 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
             // The validator bounded both sectors to the page (first <= last < 8).
             let length = (Int(segment.lastSector) - Int(segment.firstSector) + 1) * Blkif.sectorSize
             let pageOffset = Int(segment.firstSector) * Blkif.sectorSize
-            let mapsBefore = cache.misses
             do throws(XenBusError) {
                 let mapping = try cache.page(segment.ref, writable: direction == .toGuest)
                 if direction == .toGuest {
@@ -378,11 +384,6 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
                 }
             } catch {
                 return false
-            }
-            if cache.misses == mapsBefore {
-                statistics.persistentHits += 1
-            } else {
-                statistics.persistentMaps += 1
             }
             offset += length
         }
@@ -440,7 +441,7 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
         guard let entry = slots[slot], let next = operation(entry) else { return }
         switch next {
         case .write, .discard: dirty = true
-        case .flush: statistics.flushes += 1
+        case .flush: counters.flushes += 1
         case .read: break
         }
         engine.enqueue(next, tag: UInt32(slot))
@@ -478,7 +479,7 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
     private func answerFinished() throws(XenBusError) {
         for slot in finished {
             guard let entry = slots[slot] else { continue }
-            if entry.status != BlkifStatus.okay { statistics.failed += 1 }
+            if entry.status != BlkifStatus.okay { counters.failed += 1 }
             slots[slot] = nil
             inFlight -= 1
             if entry.pageCount > 0 { pages.release(entry.pageStart, entry.pageCount) }
@@ -497,7 +498,7 @@ public final class BlockEndpoint<Request: BlkifWireRequest, Response: BlkifWireR
     /// One grant-copy call; a call failing as a whole leaves every segment
     /// not okay, which fails those requests only.
     private func copyBatch() {
-        statistics.grantCopyCalls += 1
+        counters.grantCopyCalls += 1
         do throws(XenBusError) { try grants.copy(copies) } catch {}
     }
 }

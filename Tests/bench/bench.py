@@ -140,7 +140,7 @@ def blk(session, runs):
            "'ramdisk = \"/usr/share/proxenos/demo/initrd.gz\"' 'memory = 128' "
            "'extra = \"console=hvc0 proxenos.blkbench\"' "
            "\"disk = ['phy:%s,xvda,w']\" > %s/bench.cfg" % (loop, work))
-    ours, reference, sync = [], [], []
+    ours, reference, other = [], [], []
     # A third variant per run, our blkback with other options (a second
     # blkback while the supervised one is stopped): BLK_VARIANT="--engine
     # synchronous" measures what io_uring buys, "--no-persistent-grants"
@@ -148,7 +148,7 @@ def blk(session, runs):
     variant_args = os.environ.get("BLK_VARIANT", "")
     if os.environ.get("BLK_ENGINES") == "1" and not variant_args:
         variant_args = "--engine synchronous"
-    compare_engines = bool(variant_args)
+    with_variant = bool(variant_args)
     for run in range(runs):
         def mine():
             name = "blkxm%d" % run
@@ -166,7 +166,7 @@ def blk(session, runs):
             finally:
                 vm.run("sleep 2; rmmod xen-blkback; kill -CONT $(pidof blkback)", check=False)
 
-        def synchronous():
+        def variant():
             # The variant: a second blkback with `variant_args` while the
             # supervised one is stopped (as for the kernel's); the announce
             # node is the supervised one's again afterwards.
@@ -175,7 +175,7 @@ def blk(session, runs):
                    "(/usr/sbin/blkback %s >/var/log/xen/blkback-variant.log 2>&1 &) "
                    "&& sleep 2" % variant_args)
             try:
-                sync.append(blk_guest(vm, name, "xm create -p %s/bench.cfg name=%s" % (work, name),
+                other.append(blk_guest(vm, name, "xm create -p %s/bench.cfg name=%s" % (work, name),
                                       None, "xm destroy %s" % name))
             finally:
                 vm.run("sleep 2; for p in $(pidof blkback); do [ $p = $(cat /tmp/blkback.pid) ] || "
@@ -183,24 +183,24 @@ def blk(session, runs):
                        "proxenos xenstore write /proxenos/backend/vbd $(cat /tmp/blkback.pid)",
                        check=False)
 
-        steps = (mine, kernel, synchronous) if run % 2 == 0 else (synchronous, kernel, mine)
-        for step in steps if compare_engines else [s for s in steps if s is not synchronous]:
+        steps = (mine, kernel, variant) if run % 2 == 0 else (variant, kernel, mine)
+        for step in steps if with_variant else [s for s in steps if s is not variant]:
             step()
         print("bench: blk run %d: ours write %.2f s read %.2f s read4k %.2f s; "
               "kernel write %.2f s read %.2f s read4k %.2f s"
               % ((run + 1,) + ours[-1] + reference[-1]), flush=True)
-        if compare_engines:
+        if with_variant:
             print(("bench: blk run %%d: blkback %s write %%.2f s read %%.2f s read4k %%.2f s"
-                   % variant_args) % ((run + 1,) + sync[-1]), flush=True)
+                   % variant_args) % ((run + 1,) + other[-1]), flush=True)
     vm.run("losetup -d %s; umount %s" % (loop, work), check=False)
     for index, what in enumerate(("write", "read", "read4k")):
         mine = statistics.median(v[index] for v in ours)
         kernel = statistics.median(v[index] for v in reference)
         print("bench: blk %s medians: ours %.2f s, kernel xen-blkback %.2f s" % (what, mine, kernel))
-        if compare_engines:
-            other = statistics.median(v[index] for v in sync)
+        if with_variant:
+            theirs = statistics.median(v[index] for v in other)
             print("bench: blk %s median, blkback %s: %.2f s (ratio %.2f)"
-                  % (what, variant_args, other, kernel / other))
+                  % (what, variant_args, theirs, kernel / theirs))
         print("ratio blk-%s %.2f" % (what, kernel / mine))
 
 
